@@ -1,0 +1,190 @@
+//! Settings. Each comes from, in rising precedence: its default, the TOML
+//! file given with `--config`, an environment variable `SWITCHBOARD_<NAME>`
+//! (the setting's name upper-cased, e.g. `SWITCHBOARD_LISTEN`), and a flag
+//! (`--listen`, or `--set name=value` for any setting).
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Folder of the embedded store.
+    pub data: PathBuf,
+    /// The URL people reach this server at (printed and used for the same-origin check). Defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Origins allowed to open WebSockets besides the server's own (`*` allows any).
+    pub allowed_origins: Vec<String>,
+    /// Email of the admin created on first start.
+    pub admin_email: String,
+    /// Password of that admin; random and printed once when unset.
+    pub admin_password: Option<String>,
+    /// Capacity of agents created without one.
+    pub default_capacity: u32,
+    pub visitor_token_ttl_secs: u64,
+    pub agent_token_ttl_secs: u64,
+    /// Messages a session's outbound queue holds before the session is cut off as too slow.
+    pub outbound_queue: usize,
+    /// Commits waiting for the committer before senders wait.
+    pub commit_queue: usize,
+    /// Time a new connection has to send its hello.
+    pub hello_timeout_ms: u64,
+    /// Interval between pings to an idle client.
+    pub ping_interval_secs: u64,
+    /// A connection silent this long (no frame, no pong) is closed.
+    pub idle_timeout_secs: u64,
+    /// Largest WebSocket message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Per-connection read buffer (tungstenite's default is 128 KiB, allocated up front).
+    pub read_buffer_bytes: usize,
+    /// Bytes buffered before a write goes to the socket.
+    pub write_buffer_bytes: usize,
+    /// Bytes a connection may have waiting to be written before it errors.
+    pub max_write_buffer_bytes: usize,
+    /// `tracing` filter, e.g. `info` or `switchboard_server=debug`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data: PathBuf::from("./switchboard-data"),
+            public_url: None,
+            allowed_origins: Vec::new(),
+            admin_email: "admin@localhost".into(),
+            admin_password: None,
+            default_capacity: 5,
+            visitor_token_ttl_secs: 30 * 24 * 3600,
+            agent_token_ttl_secs: 7 * 24 * 3600,
+            outbound_queue: 256,
+            commit_queue: 8192,
+            hello_timeout_ms: 10_000,
+            ping_interval_secs: 20,
+            idle_timeout_secs: 60,
+            max_message_bytes: switchboard_protocol::limits::MAX_FRAME_BYTES,
+            read_buffer_bytes: 4096,
+            write_buffer_bytes: 0,
+            max_write_buffer_bytes: 1024 * 1024,
+            log: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Parse(String),
+    #[error("--set {0}: expected name=value")]
+    BadSet(String),
+}
+
+/// Overrides from the command line (flags win over everything).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub file: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub data: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub allowed_origins: Vec<String>,
+    /// `name=value` pairs; the value is read as TOML, or as a string if that fails.
+    pub set: Vec<String>,
+}
+
+fn toml_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+impl Config {
+    /// Builds the settings from defaults, the file, `env` (pairs of name and value) and flags.
+    pub fn load(o: &Overrides, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        if let Some(path) = &o.file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            let file: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse(format!("{}: {e}", path.display())))?;
+            table.extend(file);
+        }
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("SWITCHBOARD_") else { continue };
+            let key = key.to_lowercase();
+            if table.contains_key(&key) || Config::optional_keys().contains(&key.as_str()) {
+                table.insert(key, toml_value(&value));
+            }
+        }
+        for pair in &o.set {
+            let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::BadSet(pair.clone()))?;
+            table.insert(k.trim().to_string(), toml_value(v.trim()));
+        }
+        let mut config: Config = table.try_into().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        config.listen = o.listen.unwrap_or(config.listen);
+        config.data = o.data.clone().unwrap_or(config.data);
+        config.public_url = o.public_url.clone().or(config.public_url);
+        config.allowed_origins.extend(o.allowed_origins.iter().cloned());
+        Ok(config)
+    }
+
+    /// Settings that are absent by default (so not in the default table).
+    fn optional_keys() -> &'static [&'static str] {
+        &["public_url", "admin_password"]
+    }
+
+    pub fn hello_timeout(&self) -> Duration {
+        Duration::from_millis(self.hello_timeout_ms)
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs.max(1))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_file_env_flags_in_rising_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndefault_capacity = 7\nlog = \"debug\"\n").unwrap();
+        let o = Overrides { file: Some(file), ..Overrides::default() };
+        let c = Config::load(&o, env(&[("SWITCHBOARD_DEFAULT_CAPACITY", "9"), ("SWITCHBOARD_ADMIN_PASSWORD", "pw-from-env"), ("OTHER", "x")])).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.default_capacity, 9);
+        assert_eq!(c.log, "debug");
+        assert_eq!(c.admin_password.as_deref(), Some("pw-from-env"));
+        assert_eq!(c.outbound_queue, Config::default().outbound_queue);
+        let o = Overrides { listen: Some("127.0.0.1:0".parse().unwrap()), set: vec!["default_capacity=3".into(), "allowed_origins=[\"https://a.example\"]".into()], ..o };
+        let c = Config::load(&o, env(&[("SWITCHBOARD_DEFAULT_CAPACITY", "9")])).unwrap();
+        assert_eq!(c.listen.port(), 0);
+        assert_eq!(c.default_capacity, 3);
+        assert_eq!(c.allowed_origins, ["https://a.example"]);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_clear_errors() {
+        let bad = Overrides { set: vec!["listn=1".into()], ..Overrides::default() };
+        assert!(Config::load(&bad, []).unwrap_err().to_string().contains("listn"));
+        let bad = Overrides { set: vec!["default_capacity=lots".into()], ..Overrides::default() };
+        assert!(Config::load(&bad, []).is_err());
+        let bad = Overrides { set: vec!["nothing".into()], ..Overrides::default() };
+        assert!(matches!(Config::load(&bad, []), Err(ConfigError::BadSet(_))));
+    }
+}

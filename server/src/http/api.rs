@@ -1,0 +1,433 @@
+//! REST handlers (docs/api.md). Agents authenticate with a bearer token;
+//! admin-only routes check the role. Writes return once durable.
+
+use super::{ApiError, AppState};
+use crate::hub::accounts::{AgentChanges, NewAgent};
+use crate::hub::{now_ms, Actor};
+use crate::metrics::StatusLabel;
+use crate::store::Customer;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use switchboard_protocol::client::History;
+use switchboard_protocol::model::{ConversationStatus, Role};
+use switchboard_protocol::{AgentId, ConversationId, CustomerId, ErrorCode};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 200;
+
+/// An authenticated agent (from `Authorization: Bearer …`).
+pub(super) struct Agent(pub Actor, pub String);
+
+impl FromRequestParts<AppState> for Agent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> ApiResult<Agent> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing bearer token"))?;
+        let actor = app.hub.authenticate(token)?;
+        Ok(Agent(actor, token.to_string()))
+    }
+}
+
+/// An authenticated admin.
+pub(super) struct Admin(pub Actor);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> ApiResult<Admin> {
+        let Agent(actor, _) = Agent::from_request_parts(parts, app).await?;
+        if !actor.is_admin() {
+            return Err(ApiError::new(ErrorCode::Forbidden, "admins only"));
+        }
+        Ok(Admin(actor))
+    }
+}
+
+fn page_size(limit: Option<usize>) -> usize {
+    limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
+}
+
+pub(super) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let m = app.hub.metrics();
+    let open = app.hub.open_counts();
+    let open_total: usize = open.iter().map(|(_, n)| n).sum();
+    for (status, n) in open {
+        let label = StatusLabel { status: status_name(status) };
+        m.conversations.get_or_create(&label).set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    let closed = app.hub.store().conversation_count().saturating_sub(open_total);
+    m.conversations.get_or_create(&StatusLabel { status: "closed" }).set(i64::try_from(closed).unwrap_or(i64::MAX));
+    m.queue_length.set(i64::try_from(app.hub.routing().queue_len()).unwrap_or(i64::MAX));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render())
+}
+
+fn status_name(s: ConversationStatus) -> &'static str {
+    match s {
+        ConversationStatus::Bot => "bot",
+        ConversationStatus::Queued => "queued",
+        ConversationStatus::Assigned => "assigned",
+        ConversationStatus::Closed => "closed",
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct Login {
+    email: String,
+    password: String,
+}
+
+pub(super) async fn login(State(app): State<AppState>, body: Result<Json<Login>, JsonRejection>) -> ApiResult<impl IntoResponse> {
+    let Json(l) = body?;
+    let (token, expires_at, agent) = app
+        .hub
+        .login(&l.email, &l.password)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Unauthorized, "wrong email or password"))?;
+    Ok(Json(json!({ "token": token, "expires_at": expires_at, "agent": agent.view() })))
+}
+
+pub(super) async fn logout(State(app): State<AppState>, Agent(_, token): Agent) -> ApiResult<StatusCode> {
+    app.hub.logout(&token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn me(State(app): State<AppState>, Agent(actor, _): Agent) -> ApiResult<impl IntoResponse> {
+    let id = actor.agent_id().ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "not an agent"))?;
+    let agent = app.hub.store().agent(id)?.ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "not an agent"))?;
+    Ok(Json(agent.view()))
+}
+
+// ---- customers ----
+
+#[derive(Deserialize)]
+pub(super) struct CustomerQuery {
+    q: Option<String>,
+    country: Option<String>,
+    tag: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<u64>,
+}
+
+fn customer_matches(c: &Customer, q: &CustomerQuery) -> bool {
+    let text = q.q.as_deref().map(str::to_lowercase).filter(|t| !t.is_empty());
+    let text_ok = text.is_none_or(|t| {
+        [&c.name, &c.email].iter().any(|f| f.as_deref().is_some_and(|v| v.to_lowercase().contains(&t)))
+    });
+    let country_ok = q.country.as_deref().is_none_or(|k| c.country.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(k)));
+    let tag_ok = q.tag.as_deref().is_none_or(|t| c.tags.iter().any(|x| x == t));
+    text_ok && country_ok && tag_ok
+}
+
+pub(super) async fn list_customers(
+    State(app): State<AppState>,
+    _: Agent,
+    query: Result<Query<CustomerQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(q) = query?;
+    let limit = page_size(q.limit);
+    let mut customers = Vec::with_capacity(limit + 1);
+    for c in app.hub.store().customers_desc(q.cursor.map(CustomerId)) {
+        let c = c?;
+        if customer_matches(&c, &q) {
+            customers.push(c);
+            if customers.len() > limit {
+                break;
+            }
+        }
+    }
+    let next = (customers.len() > limit).then(|| customers[limit - 1].id.0.to_string());
+    customers.truncate(limit);
+    Ok(Json(json!({ "customers": customers, "next_cursor": next })))
+}
+
+/// Applies a JSON object of profile fields; `null` clears a field.
+fn apply_customer_fields(c: &mut Customer, body: &Map<String, Value>) -> ApiResult<()> {
+    for (k, v) in body {
+        let text = match v {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            _ if k == "attributes" || k == "tags" => None,
+            _ => return Err(ApiError::bad_request(format!("{k} must be a string or null"))),
+        };
+        crate::hub::check_field(k, text.as_deref())?;
+        let slot = match k.as_str() {
+            "name" => &mut c.name,
+            "email" => &mut c.email,
+            "phone" => &mut c.phone,
+            "company" => &mut c.company,
+            "country" => &mut c.country,
+            "attributes" => {
+                c.attributes = serde_json::from_value(v.clone()).map_err(|_| ApiError::bad_request("attributes must map strings to strings"))?;
+                continue;
+            }
+            "tags" => {
+                c.tags = serde_json::from_value(v.clone()).map_err(|_| ApiError::bad_request("tags must be a list of strings"))?;
+                continue;
+            }
+            "id" | "first_seen" | "last_seen" | "external_id" | "last_page_url" | "user_agent" => continue,
+            other => return Err(ApiError::bad_request(format!("unknown field {other}"))),
+        };
+        *slot = text;
+    }
+    let too_big = c.attributes.len() > switchboard_protocol::limits::MAX_ATTRIBUTES || c.tags.len() > switchboard_protocol::limits::MAX_ATTRIBUTES;
+    if too_big {
+        return Err(ApiError::new(ErrorCode::TooLarge, "too many attributes or tags"));
+    }
+    Ok(())
+}
+
+pub(super) async fn create_customer(
+    State(app): State<AppState>,
+    _: Agent,
+    body: Result<Json<Map<String, Value>>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(body) = body?;
+    let mut c = Customer::new(CustomerId(app.hub.store().next_id()?), now_ms());
+    apply_customer_fields(&mut c, &body)?;
+    app.hub.store().put_customer(&c)?;
+    app.hub.persist().await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+fn customer_or_404(app: &AppState, id: u64) -> ApiResult<Customer> {
+    app.hub.store().customer(CustomerId(id))?.ok_or_else(|| ApiError::not_found("no such customer"))
+}
+
+pub(super) async fn get_customer(State(app): State<AppState>, _: Agent, Path(id): Path<u64>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(customer_or_404(&app, id)?))
+}
+
+pub(super) async fn update_customer(
+    State(app): State<AppState>,
+    _: Agent,
+    Path(id): Path<u64>,
+    body: Result<Json<Map<String, Value>>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(body) = body?;
+    let mut c = customer_or_404(&app, id)?;
+    apply_customer_fields(&mut c, &body)?;
+    app.hub.store().put_customer(&c)?;
+    app.hub.persist().await?;
+    Ok(Json(c))
+}
+
+pub(super) async fn delete_customer(State(app): State<AppState>, _: Agent, Path(id): Path<u64>) -> ApiResult<StatusCode> {
+    app.hub.delete_customer(CustomerId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- conversations ----
+
+#[derive(Deserialize)]
+pub(super) struct ConversationQuery {
+    status: Option<ConversationStatus>,
+    agent_id: Option<u64>,
+    customer_id: Option<u64>,
+    limit: Option<usize>,
+    cursor: Option<usize>,
+}
+
+pub(super) async fn list_conversations(
+    State(app): State<AppState>,
+    _: Agent,
+    query: Result<Query<ConversationQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(q) = query?;
+    let limit = page_size(q.limit);
+    let mut found = Vec::new();
+    for c in app.hub.store().conversations() {
+        let c = c?;
+        let keep = q.status.is_none_or(|s| s == c.status)
+            && q.agent_id.is_none_or(|a| c.agent_id == Some(AgentId(a)))
+            && q.customer_id.is_none_or(|id| c.customer_id == CustomerId(id));
+        if keep {
+            found.push(c);
+        }
+    }
+    found.sort_by_key(|c| (std::cmp::Reverse(c.updated_at), std::cmp::Reverse(c.id)));
+    let start = q.cursor.unwrap_or(0).min(found.len());
+    let end = (start + limit).min(found.len());
+    let views = found[start..end].iter().map(|c| app.hub.view_record(c)).collect::<Result<Vec<_>, _>>()?;
+    let next = (end < found.len()).then(|| end.to_string());
+    Ok(Json(json!({ "conversations": views, "next_cursor": next })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct PageQuery {
+    before: Option<u64>,
+    after: Option<u64>,
+    limit: Option<u32>,
+}
+
+pub(super) async fn get_conversation(
+    State(app): State<AppState>,
+    Agent(actor, _): Agent,
+    Path(id): Path<u64>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(p) = query?;
+    let id = ConversationId(id);
+    let record = app.hub.store().conversation(id)?.ok_or_else(|| ApiError::not_found("no such conversation"))?;
+    let view = app.hub.view_record(&record)?;
+    let page = app.hub.history(&actor, &History { conversation_id: id, before: p.before, after: p.after, limit: p.limit })?;
+    Ok(Json(json!({ "conversation": view, "messages": page.messages, "has_more": page.has_more })))
+}
+
+// ---- agents ----
+
+pub(super) async fn list_agents(State(app): State<AppState>, _: Admin) -> ApiResult<impl IntoResponse> {
+    let agents = app.hub.store().agents()?;
+    let routing = app.hub.routing();
+    let list: Vec<Value> = agents
+        .iter()
+        .map(|a| {
+            let p = routing.presence(a.id);
+            let mut v = serde_json::to_value(a.view()).unwrap_or_default();
+            v["status"] = json!(p.as_ref().map_or(switchboard_protocol::model::AgentStatus::Offline, |p| p.status));
+            v["active"] = json!(p.map_or(0, |p| p.active));
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "agents": list })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct CreateAgent {
+    email: String,
+    name: String,
+    password: String,
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    capacity: Option<u32>,
+}
+
+pub(super) async fn create_agent(
+    State(app): State<AppState>,
+    _: Admin,
+    body: Result<Json<CreateAgent>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(b) = body?;
+    let new = NewAgent {
+        email: b.email,
+        name: b.name,
+        password: b.password,
+        role: b.role.unwrap_or(Role::Agent),
+        capacity: b.capacity.unwrap_or(app.config.default_capacity),
+    };
+    let agent = app.hub.create_agent(new).await?;
+    Ok((StatusCode::CREATED, Json(agent.view())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpdateAgent {
+    name: Option<String>,
+    role: Option<Role>,
+    capacity: Option<u32>,
+    password: Option<String>,
+    disabled: Option<bool>,
+}
+
+pub(super) async fn update_agent(
+    State(app): State<AppState>,
+    Admin(me): Admin,
+    Path(id): Path<u64>,
+    body: Result<Json<UpdateAgent>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(b) = body?;
+    if me.agent_id() == Some(AgentId(id)) && (b.disabled == Some(true) || b.role == Some(Role::Agent)) {
+        return Err(ApiError::new(ErrorCode::InvalidState, "you cannot disable or demote yourself"));
+    }
+    let changes = AgentChanges { name: b.name, role: b.role, capacity: b.capacity, password: b.password, disabled: b.disabled };
+    let agent = app.hub.update_agent(AgentId(id), changes).await?;
+    Ok(Json(agent.view()))
+}
+
+// ---- dashboard ----
+
+pub(super) async fn stats(State(app): State<AppState>, _: Agent) -> ApiResult<impl IntoResponse> {
+    let mut open = 0u64;
+    let (mut frt_sum, mut frt_n) = (0u64, 0u64);
+    let (mut rating_sum, mut ratings) = (0u64, 0u64);
+    let (mut sent_sum, mut sent_n) = (0f64, 0u64);
+    let mut by_day: std::collections::BTreeMap<u64, (f64, u64)> = Default::default();
+    for c in app.hub.store().conversations() {
+        let c = c?;
+        open += u64::from(c.is_open());
+        if let Some(first) = c.first_response_at {
+            frt_sum += first.saturating_sub(c.created_at);
+            frt_n += 1;
+        }
+        if let Some(r) = &c.rating {
+            rating_sum += u64::from(r.score);
+            ratings += 1;
+        }
+        if c.sentiment_count > 0 {
+            sent_sum += f64::from(c.sentiment_sum);
+            sent_n += u64::from(c.sentiment_count);
+            let day = by_day.entry(c.created_at / 86_400_000).or_default();
+            day.0 += f64::from(c.sentiment_sum);
+            day.1 += u64::from(c.sentiment_count);
+        }
+    }
+    let (queue_length, agents_online) = {
+        let r = app.hub.routing();
+        (r.queue_len(), r.online_agents())
+    };
+    let avg = |sum: f64, n: u64| (n > 0).then(|| sum / n as f64);
+    let trend: Vec<Value> = by_day
+        .iter()
+        .rev()
+        .take(30)
+        .rev()
+        .map(|(day, (sum, n))| json!({ "day": day_name(*day), "avg": sum / *n as f64, "messages": n }))
+        .collect();
+    Ok(Json(json!({
+        "open_conversations": open,
+        "queue_length": queue_length,
+        "agents_online": agents_online,
+        "avg_first_response_ms": (frt_n > 0).then(|| frt_sum / frt_n),
+        "avg_rating": avg(rating_sum as f64, ratings),
+        "ratings": ratings,
+        "avg_sentiment": avg(sent_sum, sent_n),
+        "sentiment_by_day": trend,
+    })))
+}
+
+/// `YYYY-MM-DD` of a day number since the epoch (civil-from-days, proleptic Gregorian).
+fn day_name(days: u64) -> String {
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn day_names() {
+        assert_eq!(super::day_name(0), "1970-01-01");
+        assert_eq!(super::day_name(20_414), "2025-11-22");
+    }
+}

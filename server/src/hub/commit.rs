@@ -1,0 +1,138 @@
+//! Group commit. Every change the hub makes is written to sled first, then
+//! handed here as one [`Commit`]; a single committer thread takes whatever
+//! has queued up, calls `flush()` once for the whole batch, and only then
+//! sends the acks and delivers the events, in the order they were queued.
+//!
+//! One thread, one flush at a time: sled 0.34.7 can deadlock when several
+//! `flush_async` calls overlap (sled issue 1308), and one flush per batch is
+//! what makes durable acks cheap. Because commits are queued while the
+//! conversation they touch is locked, per-conversation order is sequence
+//! order, and so is delivery order.
+
+use super::broker::{Broker, Outbound, Participant, Published, SessionHandle};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use switchboard_protocol::server::ErrorMessage;
+use switchboard_protocol::{ErrorCode, ServerMessage};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most commits one flush covers.
+const MAX_BATCH: usize = 4096;
+
+/// Who a delivery goes to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum To {
+    One(Participant),
+    Agents,
+}
+
+/// One hub operation's worth of durable changes and what to announce once they are durable.
+#[derive(Default)]
+pub(crate) struct Commit {
+    /// A conversation whose messages up to this sequence become durable (and resumable).
+    pub(crate) durable: Option<(Arc<AtomicU64>, u64)>,
+    /// The ack for the session that sent a message (sent before the deliveries).
+    pub(crate) ack: Option<(SessionHandle, ServerMessage)>,
+    pub(crate) deliveries: Vec<(To, Outbound)>,
+    /// For callers that wait for durability (REST).
+    pub(crate) done: Option<oneshot::Sender<bool>>,
+}
+
+impl Commit {
+    pub(crate) fn deliver(&mut self, to: To, msg: ServerMessage) {
+        self.deliveries.push((to, Arc::new(msg)));
+    }
+
+    /// Delivers the same message to several participants (encoded once, shared).
+    pub(crate) fn deliver_all(&mut self, to: impl IntoIterator<Item = To>, msg: ServerMessage) {
+        let msg = Arc::new(msg);
+        self.deliveries.extend(to.into_iter().map(|t| (t, msg.clone())));
+    }
+}
+
+pub(crate) enum Job {
+    Commit(Commit),
+    Stop,
+}
+
+/// Runs the committer loop on its own thread until [`Job::Stop`] or until every sender is gone.
+pub(crate) fn spawn(
+    store: Store,
+    broker: Arc<dyn Broker>,
+    metrics: Arc<Metrics>,
+    queue: usize,
+) -> (mpsc::Sender<Job>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(queue);
+    let thread = std::thread::Builder::new()
+        .name("sb-committer".into())
+        .spawn(move || run(rx, &store, &*broker, &metrics))
+        .expect("spawning the committer thread");
+    (tx, thread)
+}
+
+fn run(mut rx: mpsc::Receiver<Job>, store: &Store, broker: &dyn Broker, metrics: &Metrics) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut stopping = false;
+    while !stopping {
+        let Some(first) = rx.blocking_recv() else { break };
+        for job in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            match job {
+                Job::Commit(c) => batch.push(c),
+                Job::Stop => stopping = true,
+            }
+            if stopping || batch.len() >= MAX_BATCH {
+                break;
+            }
+        }
+        let started = Instant::now();
+        let flushed = store.flush();
+        metrics.observe_flush(started.elapsed(), batch.len());
+        match flushed {
+            Ok(_) => batch.drain(..).for_each(|c| announce(c, broker, metrics)),
+            Err(e) => {
+                tracing::error!(error = %e, commits = batch.len(), "store flush failed; refusing the batch");
+                batch.drain(..).for_each(refuse);
+            }
+        }
+    }
+    if let Err(e) = store.flush() {
+        tracing::error!(error = %e, "final store flush failed");
+    }
+}
+
+fn announce(c: Commit, broker: &dyn Broker, metrics: &Metrics) {
+    if let Some((durable, seq)) = c.durable {
+        durable.fetch_max(seq, Ordering::AcqRel);
+    }
+    let mut published = Published::default();
+    if let Some((session, ack)) = c.ack {
+        session.offer(&Arc::new(ack));
+    }
+    for (to, msg) in &c.deliveries {
+        published += match to {
+            To::One(p) => broker.publish(*p, msg),
+            To::Agents => broker.publish_agents(msg),
+        };
+    }
+    metrics.record_published(published);
+    if let Some(done) = c.done {
+        let _ = done.send(true);
+    }
+}
+
+fn refuse(c: Commit) {
+    if let Some((session, ServerMessage::Ack(ack))) = c.ack {
+        session.offer(&Arc::new(ServerMessage::Error(ErrorMessage {
+            code: ErrorCode::StoreUnavailable,
+            message: "the store could not write; the message was not saved".into(),
+            client_id: Some(ack.client_id),
+            conversation_id: Some(ack.conversation_id),
+        })));
+    }
+    if let Some(done) = c.done {
+        let _ = done.send(false);
+    }
+}

@@ -1,0 +1,352 @@
+//! The hub: live conversations between visitors and agents.
+//!
+//! It owns the in-memory state of open conversations, the routing table
+//! (agents' load and the waiting queue), and the path every change takes:
+//! validate → write to the store → queue a [`commit::Commit`] → (committer)
+//! flush → ack and deliver through the [`broker::Broker`]. Sessions call its
+//! methods with the [`Actor`] they authenticated as; every method checks that
+//! the actor may touch the conversation.
+//!
+//! Locking: `routing` (a std mutex) may be taken before a conversation's
+//! entry in `conversations` (a DashMap shard lock), never the other way round,
+//! and neither is held across an `.await`. A commit is queued while its
+//! conversation is still locked, so commits of one conversation reach the
+//! committer in sequence order.
+
+pub mod broker;
+pub(crate) mod commit;
+pub mod accounts;
+mod ops;
+pub(crate) mod routing;
+
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError, StoredConversation};
+use broker::{Broker, Participant, SessionHandle};
+use commit::{Commit, Job, To};
+use dashmap::mapref::one::RefMut;
+use dashmap::DashMap;
+use routing::Routing;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use switchboard_protocol::model::{Author, AuthorKind, ConversationStatus, ConversationView, Role};
+use switchboard_protocol::{AgentId, ConversationId, CustomerId, ErrorCode};
+use tokio::sync::mpsc;
+
+pub use broker::LocalBroker;
+pub(crate) use ops::check_field;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Who is acting: an authenticated visitor or agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub who: Participant,
+    pub name: String,
+    pub role: Option<Role>,
+}
+
+impl Actor {
+    pub fn visitor(id: CustomerId, name: Option<String>) -> Actor {
+        Actor { who: Participant::Visitor(id), name: name.unwrap_or_default(), role: None }
+    }
+
+    pub fn agent(id: AgentId, name: &str, role: Role) -> Actor {
+        Actor { who: Participant::Agent(id), name: name.to_string(), role: Some(role) }
+    }
+
+    pub fn author(&self) -> Author {
+        match self.who {
+            Participant::Visitor(c) => Author { kind: AuthorKind::Visitor, id: c.0, name: self.name.clone() },
+            Participant::Agent(a) => Author { kind: AuthorKind::Agent, id: a.0, name: self.name.clone() },
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Some(Role::Admin)
+    }
+
+    pub fn agent_id(&self) -> Option<AgentId> {
+        match self.who {
+            Participant::Agent(a) => Some(a),
+            Participant::Visitor(_) => None,
+        }
+    }
+}
+
+/// Why a hub operation was refused. Expected refusals carry a code the client is told.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    InvalidState(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("the store could not write; nothing was saved")]
+    StoreUnavailable,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl HubError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            HubError::BadRequest(_) => ErrorCode::BadRequest,
+            HubError::TooLarge(_) => ErrorCode::TooLarge,
+            HubError::NotFound => ErrorCode::NotFound,
+            HubError::Forbidden(_) => ErrorCode::Forbidden,
+            HubError::InvalidState(_) => ErrorCode::InvalidState,
+            HubError::Conflict(_) => ErrorCode::Conflict,
+            HubError::Unauthorized => ErrorCode::Unauthorized,
+            HubError::ShuttingDown => ErrorCode::Overloaded,
+            HubError::StoreUnavailable => ErrorCode::StoreUnavailable,
+            HubError::Store(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+pub type Result<T, E = HubError> = std::result::Result<T, E>;
+
+/// Settings the hub needs.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub visitor_token_ttl: Duration,
+    pub agent_token_ttl: Duration,
+    pub commit_queue: usize,
+}
+
+/// A conversation in memory: its record, newest sequence, and how far it is durable.
+pub(crate) struct ConvState {
+    pub(crate) record: StoredConversation,
+    pub(crate) last_seq: u64,
+    /// Highest sequence the committer has made durable; resume and history read up to here.
+    pub(crate) durable_seq: Arc<AtomicU64>,
+}
+
+/// Cloneable handle to the hub.
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Store,
+    broker: Arc<dyn Broker>,
+    commits: mpsc::Sender<Job>,
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    conversations: DashMap<ConversationId, ConvState>,
+    routing: Mutex<Routing>,
+    visitor_tokens: crate::auth::VisitorTokens,
+    config: HubConfig,
+    metrics: Arc<Metrics>,
+    next_session: AtomicU64,
+}
+
+impl Hub {
+    /// Loads open conversations and agents from the store and starts the committer.
+    pub fn start(store: Store, broker: Arc<dyn Broker>, config: HubConfig, metrics: Arc<Metrics>) -> Result<Hub> {
+        let secret = store.visitor_secret()?;
+        let ttl = config.visitor_token_ttl.as_secs();
+        let (commits, thread) = commit::spawn(store.clone(), broker.clone(), metrics.clone(), config.commit_queue);
+        let hub = Hub {
+            shared: Arc::new(Shared {
+                store,
+                broker,
+                commits,
+                committer: Mutex::new(Some(thread)),
+                conversations: DashMap::new(),
+                routing: Mutex::new(Routing::default()),
+                visitor_tokens: crate::auth::VisitorTokens::new(secret, ttl),
+                config,
+                metrics,
+                next_session: AtomicU64::new(1),
+            }),
+        };
+        hub.load()?;
+        Ok(hub)
+    }
+
+    fn load(&self) -> Result<()> {
+        let mut routing = self.routing();
+        for a in self.store().agents()?.into_iter().filter(|a| !a.disabled) {
+            routing.upsert_agent(a.id, &a.name, a.status, a.capacity);
+        }
+        let mut queued = Vec::new();
+        for c in self.store().conversations() {
+            let c = c?;
+            if !c.is_open() {
+                continue;
+            }
+            match (c.status, c.agent_id) {
+                (ConversationStatus::Assigned, Some(agent)) => routing.assign(c.id, agent),
+                (ConversationStatus::Queued, _) => queued.push((c.queued_at.unwrap_or(c.created_at), c.id, c.priority)),
+                _ => {}
+            }
+            let last_seq = self.store().last_seq(c.id)?;
+            let state = ConvState { record: c, last_seq, durable_seq: Arc::new(AtomicU64::new(last_seq)) };
+            self.shared.conversations.insert(state.record.id, state);
+        }
+        queued.sort();
+        for (_, id, priority) in queued {
+            routing.enqueue(id, priority);
+        }
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    pub fn broker(&self) -> &dyn Broker {
+        &*self.shared.broker
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.shared.config
+    }
+
+    pub(crate) fn visitor_tokens(&self) -> &crate::auth::VisitorTokens {
+        &self.shared.visitor_tokens
+    }
+
+    pub(crate) fn routing(&self) -> MutexGuard<'_, Routing> {
+        // A panic while routing is held leaves it consistent enough to go on:
+        // every mutation is a single insert/remove.
+        self.shared.routing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh session id and outbound queue.
+    pub fn new_session(&self, queue: usize) -> (SessionHandle, mpsc::Receiver<broker::Outbound>, Arc<broker::KillSwitch>) {
+        SessionHandle::new(self.shared.next_session.fetch_add(1, Ordering::Relaxed), queue)
+    }
+
+    /// Reserves room in the commit queue (backpressure) before any lock is taken.
+    pub(crate) async fn reserve(&self) -> Result<mpsc::OwnedPermit<Job>> {
+        self.shared.commits.clone().reserve_owned().await.map_err(|_| HubError::ShuttingDown)
+    }
+
+    /// Queues a commit without waiting; used where the caller holds a permit.
+    pub(crate) fn send(permit: mpsc::OwnedPermit<Job>, commit: Commit) {
+        permit.send(Job::Commit(commit));
+    }
+
+    /// Waits until everything queued so far is durable (REST writes).
+    pub(crate) async fn sync(&self, permit: mpsc::OwnedPermit<Job>, mut commit: Commit) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        commit.done = Some(tx);
+        Hub::send(permit, commit);
+        match rx.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(HubError::StoreUnavailable),
+            Err(_) => Err(HubError::ShuttingDown),
+        }
+    }
+
+    /// The in-memory state of a conversation, loaded from the store if needed.
+    pub(crate) fn conversation(&self, id: ConversationId) -> Result<RefMut<'_, ConversationId, ConvState>> {
+        if let Some(c) = self.shared.conversations.get_mut(&id) {
+            return Ok(c);
+        }
+        let record = self.store().conversation(id)?.ok_or(HubError::NotFound)?;
+        let last_seq = self.store().last_seq(id)?;
+        let state = ConvState { record, last_seq, durable_seq: Arc::new(AtomicU64::new(last_seq)) };
+        Ok(self.shared.conversations.entry(id).or_insert(state))
+    }
+
+    pub(crate) fn forget_conversation(&self, id: ConversationId) {
+        self.shared.conversations.remove(&id);
+    }
+
+    /// Counts of in-memory open conversations by status (for metrics).
+    pub fn open_counts(&self) -> [(ConversationStatus, usize); 3] {
+        let mut counts = [(ConversationStatus::Bot, 0), (ConversationStatus::Queued, 0), (ConversationStatus::Assigned, 0)];
+        for c in self.shared.conversations.iter() {
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == c.record.status) {
+                slot.1 += 1;
+            }
+        }
+        counts
+    }
+
+    /// The wire view of a conversation.
+    pub(crate) fn view(&self, st: &ConvState, queue_position: Option<u32>) -> ConversationView {
+        let r = &st.record;
+        let customer_name = self.store().customer(r.customer_id).ok().flatten().and_then(|c| c.name);
+        ConversationView {
+            id: r.id,
+            customer_id: r.customer_id,
+            customer_name,
+            status: r.status,
+            agent_id: r.agent_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            last_seq: st.last_seq,
+            queue_position,
+            visitor_read_seq: r.visitor_read_seq,
+            agent_read_seq: r.agent_read_seq,
+            rating: r.rating.clone(),
+            priority: r.priority,
+            sentiment: r.sentiment(),
+        }
+    }
+
+    /// The view of conversation `id`, with its queue position.
+    pub fn view_of(&self, id: ConversationId) -> Result<ConversationView> {
+        let position = self.routing().position(id);
+        let st = self.conversation(id)?;
+        Ok(self.view(&st, position))
+    }
+
+    /// Returns once every write so far is durable (REST writes).
+    pub async fn persist(&self) -> Result<()> {
+        let permit = self.reserve().await?;
+        self.sync(permit, Commit::default()).await
+    }
+
+    /// The view of a stored conversation, without caching it.
+    pub fn view_record(&self, r: &StoredConversation) -> Result<ConversationView> {
+        if self.shared.conversations.contains_key(&r.id) {
+            return self.view_of(r.id);
+        }
+        let st = ConvState { record: r.clone(), last_seq: self.store().last_seq(r.id)?, durable_seq: Default::default() };
+        Ok(self.view(&st, None))
+    }
+
+    /// Stops the committer after everything queued so far, and waits for its last flush.
+    pub async fn shutdown(&self) {
+        let _ = self.shared.commits.send(Job::Stop).await;
+        let thread = self.shared.committer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+/// Everyone who follows a conversation: its visitor and its agent, if any.
+pub(crate) fn audience(r: &StoredConversation) -> Vec<To> {
+    let mut to = vec![To::One(Participant::Visitor(r.customer_id))];
+    if let Some(a) = r.agent_id {
+        to.push(To::One(Participant::Agent(a)));
+    }
+    to
+}

@@ -1,0 +1,662 @@
+//! The hub's operations on conversations, one method per client action.
+//! Each validates, authorizes, changes the store, and queues one commit.
+
+use super::broker::{Participant, SessionHandle};
+use super::commit::{Commit, To};
+use super::routing::Routing;
+use super::{audience, now_ms, Actor, ConvState, Hub, HubError, Result};
+use crate::store::{Customer, StoredConversation};
+use switchboard_protocol::client::{History, Identify, Rate, SendMessage, VisitorHello};
+use switchboard_protocol::limits::{
+    DEFAULT_HISTORY_PAGE, MAX_ATTRIBUTES, MAX_CLIENT_ID_BYTES, MAX_COMMENT_CHARS, MAX_FIELD_BYTES, MAX_HISTORY_PAGE,
+    MAX_TEXT_CHARS,
+};
+use switchboard_protocol::model::{
+    AgentStatus, Analysis, Author, AuthorKind, ConversationStatus, Message, Rating,
+};
+use switchboard_protocol::server::{
+    Ack, AgentWelcome, ConversationEvent, ConversationEventKind, HistoryPage, QueuePosition, ReadEvent,
+    TypingEvent, VisitorWelcome,
+};
+use switchboard_protocol::{AgentId, ConversationId, CustomerId, MessageId, ServerMessage};
+
+/// Conversations a visitor's welcome lists.
+const WELCOME_CONVERSATIONS: usize = 20;
+/// Highest capacity an agent may set.
+pub(super) const MAX_CAPACITY: u32 = 10_000;
+
+fn check_text(text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(HubError::BadRequest("text is empty".into()));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(HubError::TooLarge(format!("text is longer than {MAX_TEXT_CHARS} characters")));
+    }
+    Ok(())
+}
+
+fn check_client_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES {
+        return Err(HubError::BadRequest(format!("client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+/// Checks an optional profile field's length.
+pub(crate) fn check_field(name: &str, value: Option<&str>) -> Result<()> {
+    match value {
+        Some(v) if v.len() > MAX_FIELD_BYTES => {
+            Err(HubError::TooLarge(format!("{name} is longer than {MAX_FIELD_BYTES} bytes")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Everyone told of a conversation's state changes: its visitor and every agent.
+fn watchers(r: &StoredConversation) -> [To; 2] {
+    [To::One(Participant::Visitor(r.customer_id)), To::Agents]
+}
+
+impl Hub {
+    fn event(&self, st: &ConvState, kind: ConversationEventKind, by: Option<Author>, position: Option<u32>) -> ServerMessage {
+        ServerMessage::Conversation(ConversationEvent {
+            event: kind,
+            conversation: self.view(st, position),
+            by,
+            from_agent: None,
+        })
+    }
+
+    /// May `actor` see this conversation? Visitors only their own; agents all.
+    /// A visitor asking for someone else's conversation is told it does not exist.
+    fn authorize_read(actor: &Actor, r: &StoredConversation) -> Result<()> {
+        match actor.who {
+            Participant::Visitor(c) if c != r.customer_id => Err(HubError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// May `actor` write into it? Its visitor, its assigned agent, or an admin.
+    fn authorize_write(actor: &Actor, r: &StoredConversation) -> Result<()> {
+        Self::authorize_read(actor, r)?;
+        match actor.who {
+            Participant::Agent(a) if r.agent_id != Some(a) && !actor.is_admin() => {
+                Err(HubError::Forbidden("this conversation is not assigned to you"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The conversation a visitor's send goes to: the one named (if theirs) or their newest.
+    fn visitor_target(&self, customer: CustomerId, named: Option<ConversationId>) -> Result<Option<ConversationId>> {
+        match named {
+            Some(id) => {
+                let st = self.conversation(id)?;
+                if st.record.customer_id != customer {
+                    return Err(HubError::NotFound);
+                }
+                Ok(Some(id))
+            }
+            None => Ok(self.store().customer_conversations(customer)?.last().copied()),
+        }
+    }
+
+    /// Sends a conversation to an agent (preferring `prefer` if they are online with room) or to the queue.
+    fn route(&self, routing: &mut Routing, st: &mut ConvState, prefer: Option<AgentId>, commit: &mut Commit) {
+        let id = st.record.id;
+        let available = |a: &AgentId| routing.agent(*a).is_some_and(|l| l.status() == AgentStatus::Online && l.free() > 0);
+        let chosen = prefer.filter(available).or_else(|| routing.pick_agent());
+        let now = now_ms();
+        st.record.updated_at = now;
+        match chosen {
+            Some(agent) => {
+                routing.assign(id, agent);
+                st.record.status = ConversationStatus::Assigned;
+                st.record.agent_id = Some(agent);
+                st.record.queued_at = None;
+                commit.deliver_all(watchers(&st.record), self.event(st, ConversationEventKind::Assigned, None, None));
+            }
+            None => {
+                routing.enqueue(id, st.record.priority);
+                st.record.status = ConversationStatus::Queued;
+                st.record.agent_id = None;
+                st.record.queued_at = Some(now);
+                let position = routing.position(id);
+                commit.deliver_all(watchers(&st.record), self.event(st, ConversationEventKind::Queued, None, position));
+            }
+        }
+    }
+
+    /// Tells every waiting visitor their place in the queue.
+    fn announce_queue(&self, routing: &Routing, commit: &mut Commit) {
+        for (i, id) in routing.queue().enumerate() {
+            let Ok(st) = self.conversation(id) else { continue };
+            let position = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            commit.deliver(
+                To::One(Participant::Visitor(st.record.customer_id)),
+                ServerMessage::QueuePosition(QueuePosition { conversation_id: id, position }),
+            );
+        }
+    }
+
+    /// Assigns waiting conversations while agents have room, and announces it.
+    pub(super) fn drain_queue(&self, routing: &mut Routing, commit: &mut Commit) -> Result<()> {
+        let assigned = routing.drain();
+        if assigned.is_empty() {
+            return Ok(());
+        }
+        for (id, agent) in assigned {
+            let mut st = self.conversation(id)?;
+            st.record.status = ConversationStatus::Assigned;
+            st.record.agent_id = Some(agent);
+            st.record.queued_at = None;
+            st.record.updated_at = now_ms();
+            self.store().put_conversation(&st.record)?;
+            commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Assigned, None, None));
+        }
+        self.announce_queue(routing, commit);
+        Ok(())
+    }
+
+    /// Starts a conversation for `customer` and routes it.
+    fn start_conversation(&self, customer: CustomerId, commit: &mut Commit) -> Result<ConversationId> {
+        let id = ConversationId(self.store().next_id()?);
+        let mut st = ConvState {
+            record: StoredConversation::new(id, customer, now_ms()),
+            last_seq: 0,
+            durable_seq: Default::default(),
+        };
+        let mut routing = self.routing();
+        commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Created, None, None));
+        self.route(&mut routing, &mut st, None, commit);
+        self.store().put_conversation(&st.record)?;
+        self.store().link_conversation(customer, id)?;
+        self.shared.conversations.insert(id, st);
+        Ok(id)
+    }
+
+    /// Reopens a closed conversation, back to its last agent if they have room.
+    fn reopen(&self, id: ConversationId, by: &Actor, commit: &mut Commit) -> Result<()> {
+        let mut routing = self.routing();
+        let mut st = self.conversation(id)?;
+        if st.record.is_open() {
+            return Ok(());
+        }
+        let previous = st.record.agent_id;
+        st.record.closed_at = None;
+        commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Reopened, Some(by.author()), None));
+        self.route(&mut routing, &mut st, previous, commit);
+        self.store().put_conversation(&st.record)?;
+        Ok(())
+    }
+
+    /// Posts a message. The ack reaches `origin` once it is durable; a resent
+    /// `client_id` is acknowledged again with the ids it was first stored under.
+    pub async fn send_message(&self, actor: &Actor, origin: Option<&SessionHandle>, m: SendMessage, analysis: Option<Analysis>) -> Result<Message> {
+        check_text(&m.text)?;
+        check_client_id(&m.client_id)?;
+        let permit = self.reserve().await?;
+        let mut commit = Commit::default();
+        let id = match (actor.who, m.conversation_id) {
+            (Participant::Visitor(c), named) => match self.visitor_target(c, named)? {
+                Some(id) => {
+                    let closed = !self.conversation(id)?.record.is_open();
+                    if closed {
+                        self.reopen(id, actor, &mut commit)?;
+                    }
+                    id
+                }
+                None => self.start_conversation(c, &mut commit)?,
+            },
+            (Participant::Agent(_), Some(id)) => id,
+            (Participant::Agent(_), None) => return Err(HubError::BadRequest("conversation_id is required".into())),
+        };
+        let mut st = self.conversation(id)?;
+        Self::authorize_write(actor, &st.record)?;
+        if actor.agent_id().is_some() && !st.record.is_open() {
+            return Err(HubError::InvalidState("the conversation is closed"));
+        }
+        if let Some(existing) = self.store().message_by_client_id(id, &m.client_id)? {
+            commit.ack = origin.map(|o| (o.clone(), ack(&existing)));
+            Hub::send(permit, commit);
+            return Ok(existing);
+        }
+        let msg = Message {
+            id: MessageId(self.store().next_id()?),
+            conversation_id: id,
+            seq: st.last_seq + 1,
+            author: actor.author(),
+            text: m.text,
+            client_id: Some(m.client_id),
+            sent_at: now_ms(),
+            analysis,
+        };
+        self.store().put_message(&msg)?;
+        st.last_seq = msg.seq;
+        self.note_message(&mut st.record, &msg);
+        self.store().put_conversation(&st.record)?;
+        commit.durable = Some((st.durable_seq.clone(), msg.seq));
+        commit.ack = origin.map(|o| (o.clone(), ack(&msg)));
+        commit.deliver_all(audience(&st.record), ServerMessage::Message(msg.clone()));
+        Hub::send(permit, commit);
+        self.metrics().messages_in.inc();
+        Ok(msg)
+    }
+
+    /// Bookkeeping a new message brings to its conversation.
+    fn note_message(&self, r: &mut StoredConversation, msg: &Message) {
+        r.updated_at = msg.sent_at;
+        match msg.author.kind {
+            AuthorKind::Agent => {
+                r.first_response_at.get_or_insert(msg.sent_at);
+                r.bot_answers_in_a_row = 0;
+            }
+            AuthorKind::Bot => r.bot_answers_in_a_row += 1,
+            AuthorKind::Visitor => {
+                if let Some(a) = &msg.analysis {
+                    r.sentiment_sum += a.sentiment;
+                    r.sentiment_count += 1;
+                }
+            }
+            AuthorKind::System => {}
+        }
+    }
+
+    /// Forwards a typing indicator to the other side (not stored).
+    pub fn typing(&self, actor: &Actor, id: ConversationId, typing: bool) -> Result<()> {
+        let st = self.conversation(id)?;
+        Self::authorize_write(actor, &st.record)?;
+        let other = match actor.who {
+            Participant::Visitor(_) => st.record.agent_id.map(Participant::Agent),
+            Participant::Agent(_) => Some(Participant::Visitor(st.record.customer_id)),
+        };
+        drop(st);
+        if let Some(to) = other {
+            let msg = ServerMessage::Typing(TypingEvent { conversation_id: id, author: actor.author(), typing });
+            self.broker().publish(to, &std::sync::Arc::new(msg));
+        }
+        Ok(())
+    }
+
+    /// Records that `actor`'s side has read up to `seq`, and tells both sides.
+    pub async fn mark_read(&self, actor: &Actor, id: ConversationId, seq: u64) -> Result<()> {
+        let permit = self.reserve().await?;
+        let mut st = self.conversation(id)?;
+        Self::authorize_read(actor, &st.record)?;
+        let seq = seq.min(st.last_seq);
+        let (slot, reader) = match actor.who {
+            Participant::Visitor(_) => (&mut st.record.visitor_read_seq, AuthorKind::Visitor),
+            Participant::Agent(_) => (&mut st.record.agent_read_seq, AuthorKind::Agent),
+        };
+        if seq <= *slot {
+            return Ok(());
+        }
+        *slot = seq;
+        self.store().put_conversation(&st.record)?;
+        let mut commit = Commit::default();
+        commit.deliver_all(audience(&st.record), ServerMessage::Read(ReadEvent { conversation_id: id, reader, seq }));
+        Hub::send(permit, commit);
+        Ok(())
+    }
+
+    /// A page of durable history.
+    pub fn history(&self, actor: &Actor, h: &History) -> Result<HistoryPage> {
+        let st = self.conversation(h.conversation_id)?;
+        Self::authorize_read(actor, &st.record)?;
+        let durable = st.durable_seq.load(std::sync::atomic::Ordering::Acquire);
+        drop(st);
+        let limit = h.limit.unwrap_or(DEFAULT_HISTORY_PAGE).clamp(1, MAX_HISTORY_PAGE);
+        let want = usize::try_from(limit).unwrap_or(usize::MAX);
+        let id = h.conversation_id;
+        let (mut messages, has_more) = match h.after {
+            Some(after) => {
+                let mut m = self.store().messages_between(id, after.saturating_add(1), durable, want + 1)?;
+                let more = m.len() > want;
+                m.truncate(want);
+                (m, more)
+            }
+            None => {
+                let before = h.before.unwrap_or(u64::MAX).min(durable.saturating_add(1));
+                let mut m = self.store().messages_before(id, before, want + 1)?;
+                let more = m.len() > want;
+                if more {
+                    m.remove(0);
+                }
+                (m, more)
+            }
+        };
+        messages.retain(|m| m.seq <= durable);
+        Ok(HistoryPage { conversation_id: id, messages, has_more })
+    }
+
+    /// Messages after `last_seq` up to what is durable, for a resuming session.
+    pub fn resume_from(&self, actor: &Actor, id: ConversationId, last_seq: u64) -> Result<Vec<Message>> {
+        let st = self.conversation(id)?;
+        Self::authorize_read(actor, &st.record)?;
+        let durable = st.durable_seq.load(std::sync::atomic::Ordering::Acquire);
+        drop(st);
+        Ok(self.store().messages_between(id, last_seq.saturating_add(1), durable, usize::MAX)?)
+    }
+
+    /// Agent takes a waiting conversation.
+    pub async fn claim(&self, actor: &Actor, id: ConversationId) -> Result<()> {
+        let me = actor.agent_id().ok_or(HubError::Forbidden("only agents claim conversations"))?;
+        let permit = self.reserve().await?;
+        let mut commit = Commit::default();
+        let mut routing = self.routing();
+        {
+            let mut st = self.conversation(id)?;
+            if !matches!(st.record.status, ConversationStatus::Queued | ConversationStatus::Bot) {
+                return Err(HubError::InvalidState("the conversation is not waiting"));
+            }
+            routing.assign(id, me);
+            st.record.status = ConversationStatus::Assigned;
+            st.record.agent_id = Some(me);
+            st.record.queued_at = None;
+            st.record.updated_at = now_ms();
+            self.store().put_conversation(&st.record)?;
+            commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Assigned, Some(actor.author()), None));
+        }
+        self.announce_queue(&routing, &mut commit);
+        Hub::send(permit, commit);
+        Ok(())
+    }
+
+    /// Hands a conversation to another agent.
+    pub async fn transfer(&self, actor: &Actor, id: ConversationId, to: AgentId) -> Result<()> {
+        actor.agent_id().ok_or(HubError::Forbidden("only agents transfer conversations"))?;
+        let permit = self.reserve().await?;
+        let mut commit = Commit::default();
+        let mut routing = self.routing();
+        if routing.agent(to).is_none() {
+            return Err(HubError::NotFound);
+        }
+        {
+            let mut st = self.conversation(id)?;
+            Self::authorize_write(actor, &st.record)?;
+            if st.record.status != ConversationStatus::Assigned {
+                return Err(HubError::InvalidState("only an assigned conversation can be transferred"));
+            }
+            let from = st.record.agent_id;
+            if from == Some(to) {
+                return Err(HubError::InvalidState("the conversation is already with that agent"));
+            }
+            if let Some(f) = from {
+                routing.release(id, f);
+            }
+            routing.assign(id, to);
+            st.record.agent_id = Some(to);
+            st.record.updated_at = now_ms();
+            self.store().put_conversation(&st.record)?;
+            let mut to_all = watchers(&st.record).to_vec();
+            // The previous agent is among "all agents" only while connected; tell them anyway.
+            to_all.retain(|t| !matches!(t, To::One(Participant::Agent(_))));
+            let ServerMessage::Conversation(mut ev) = self.event(&st, ConversationEventKind::Transferred, Some(actor.author()), None) else {
+                unreachable!("event() builds a conversation event")
+            };
+            ev.from_agent = from;
+            commit.deliver_all(to_all, ServerMessage::Conversation(ev));
+        }
+        self.drain_queue(&mut routing, &mut commit)?;
+        Hub::send(permit, commit);
+        Ok(())
+    }
+
+    /// Ends a conversation (its visitor, its agent, an admin, or any agent for one still waiting).
+    pub async fn close(&self, actor: &Actor, id: ConversationId) -> Result<()> {
+        let permit = self.reserve().await?;
+        let mut commit = Commit::default();
+        let mut routing = self.routing();
+        let was_queued;
+        {
+            let mut st = self.conversation(id)?;
+            let waiting = matches!(st.record.status, ConversationStatus::Queued | ConversationStatus::Bot);
+            if !(waiting && actor.agent_id().is_some()) {
+                Self::authorize_write(actor, &st.record)?;
+            }
+            if !st.record.is_open() {
+                return Err(HubError::InvalidState("the conversation is already closed"));
+            }
+            if let Some(a) = st.record.agent_id.filter(|_| st.record.status == ConversationStatus::Assigned) {
+                routing.release(id, a);
+            }
+            was_queued = routing.remove_from_queue(id);
+            let now = now_ms();
+            st.record.status = ConversationStatus::Closed;
+            st.record.closed_at = Some(now);
+            st.record.updated_at = now;
+            st.record.queued_at = None;
+            st.record.bot_answers_in_a_row = 0;
+            self.store().put_conversation(&st.record)?;
+            commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Closed, Some(actor.author()), None));
+        }
+        if was_queued {
+            self.announce_queue(&routing, &mut commit);
+        }
+        self.drain_queue(&mut routing, &mut commit)?;
+        Hub::send(permit, commit);
+        Ok(())
+    }
+
+    /// Visitor asks for a person: a conversation the bot has goes to the queue.
+    pub async fn handoff(&self, actor: &Actor, id: ConversationId, priority_boost: i32) -> Result<()> {
+        let permit = self.reserve().await?;
+        let mut commit = Commit::default();
+        let mut routing = self.routing();
+        {
+            let mut st = self.conversation(id)?;
+            Self::authorize_write(actor, &st.record)?;
+            if st.record.status != ConversationStatus::Bot {
+                return Ok(());
+            }
+            st.record.priority = st.record.priority.saturating_add(priority_boost);
+            st.record.bot_answers_in_a_row = 0;
+            self.route(&mut routing, &mut st, None, &mut commit);
+            self.store().put_conversation(&st.record)?;
+        }
+        Hub::send(permit, commit);
+        Ok(())
+    }
+
+    /// Visitor rates a closed conversation.
+    pub async fn rate(&self, actor: &Actor, r: Rate) -> Result<()> {
+        if !(1..=5).contains(&r.score) {
+            return Err(HubError::BadRequest("score must be 1 to 5".into()));
+        }
+        if r.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+            return Err(HubError::TooLarge(format!("comment is longer than {MAX_COMMENT_CHARS} characters")));
+        }
+        let permit = self.reserve().await?;
+        let mut st = self.conversation(r.conversation_id)?;
+        if !matches!(actor.who, Participant::Visitor(c) if c == st.record.customer_id) {
+            return Err(HubError::NotFound);
+        }
+        if st.record.is_open() {
+            return Err(HubError::InvalidState("only a closed conversation can be rated"));
+        }
+        let comment = r.comment.filter(|c| !c.trim().is_empty());
+        st.record.rating = Some(Rating { score: r.score, comment, rated_at: now_ms() });
+        self.store().put_conversation(&st.record)?;
+        let mut commit = Commit::default();
+        commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Rated, Some(actor.author()), None));
+        Hub::send(permit, commit);
+        Ok(())
+    }
+
+    /// Agent changes their availability.
+    pub async fn set_status(&self, actor: &Actor, status: AgentStatus) -> Result<()> {
+        if status == AgentStatus::Offline {
+            return Err(HubError::BadRequest("choose online or away; offline is when you disconnect".into()));
+        }
+        self.update_agent_load(actor, |rec, load| {
+            rec.status = status;
+            load.chosen = status;
+        })
+        .await
+    }
+
+    /// Agent changes how many conversations they take at once.
+    pub async fn set_capacity(&self, actor: &Actor, capacity: u32) -> Result<()> {
+        if capacity > MAX_CAPACITY {
+            return Err(HubError::BadRequest(format!("capacity must be at most {MAX_CAPACITY}")));
+        }
+        self.update_agent_load(actor, |rec, load| {
+            rec.capacity = capacity;
+            load.capacity = capacity;
+        })
+        .await
+    }
+
+    async fn update_agent_load(
+        &self,
+        actor: &Actor,
+        change: impl FnOnce(&mut crate::store::AgentRecord, &mut super::routing::AgentLoad),
+    ) -> Result<()> {
+        let me = actor.agent_id().ok_or(HubError::Forbidden("only agents have a status"))?;
+        let permit = self.reserve().await?;
+        let mut commit = Commit::default();
+        let mut routing = self.routing();
+        let mut record = self.store().agent(me)?.ok_or(HubError::Unauthorized)?;
+        let load = routing.agent_mut(me).ok_or(HubError::Unauthorized)?;
+        change(&mut record, load);
+        self.store().put_agent(&record)?;
+        if let Some(p) = routing.presence(me) {
+            commit.deliver(To::Agents, ServerMessage::Presence(p));
+        }
+        self.drain_queue(&mut routing, &mut commit)?;
+        Hub::send(permit, commit);
+        Ok(())
+    }
+
+    /// Visitor says who they are: fills the empty or changed profile fields.
+    pub async fn identify(&self, actor: &Actor, i: Identify) -> Result<()> {
+        let Participant::Visitor(id) = actor.who else {
+            return Err(HubError::Forbidden("only visitors identify"));
+        };
+        for (name, v) in [("user_id", &i.user_id), ("name", &i.name), ("email", &i.email), ("phone", &i.phone), ("company", &i.company)] {
+            check_field(name, v.as_deref())?;
+        }
+        if i.attributes.len() > MAX_ATTRIBUTES || i.attributes.iter().any(|(k, v)| k.len() > MAX_FIELD_BYTES || v.len() > MAX_FIELD_BYTES) {
+            return Err(HubError::TooLarge("too many or too long attributes".into()));
+        }
+        let permit = self.reserve().await?;
+        let mut c = self.store().customer(id)?.unwrap_or_else(|| Customer::new(id, now_ms()));
+        let set = |slot: &mut Option<String>, v: Option<String>| {
+            if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+                *slot = Some(v);
+            }
+        };
+        set(&mut c.name, i.name);
+        set(&mut c.email, i.email);
+        set(&mut c.phone, i.phone);
+        set(&mut c.company, i.company);
+        c.attributes.extend(i.attributes);
+        if let Some(ext) = i.user_id.filter(|u| !u.is_empty()) {
+            if self.store().customer_by_external_id(&ext)?.is_none() {
+                self.store().link_external_id(&ext, id)?;
+                c.external_id = Some(ext);
+            }
+        }
+        self.store().put_customer(&c)?;
+        self.sync(permit, Commit::default()).await
+    }
+
+    /// Authenticates a visitor hello; creates the visitor when there is no token.
+    pub fn visitor_hello(&self, hello: &VisitorHello, user_agent: Option<&str>) -> Result<(Actor, VisitorWelcome)> {
+        check_field("page_url", hello.page_url.as_deref())?;
+        let now = now_ms();
+        let mut customer = match &hello.token {
+            Some(token) => {
+                let id = self.visitor_tokens().verify(token, now / 1000).map_err(|_| HubError::Unauthorized)?;
+                // A valid token for a deleted customer is refused: the visitor starts anew.
+                self.store().customer(id)?.ok_or(HubError::Unauthorized)?
+            }
+            None => Customer::new(CustomerId(self.store().next_id()?), now),
+        };
+        customer.last_seen = now;
+        if hello.page_url.is_some() {
+            customer.last_page_url = hello.page_url.clone();
+        }
+        if let Some(ua) = user_agent {
+            customer.user_agent = Some(ua.chars().take(MAX_FIELD_BYTES / 2).collect());
+        }
+        self.store().put_customer(&customer)?;
+        let (token, expires) = self.visitor_tokens().issue(customer.id, now / 1000);
+        let conversations = self.customer_views(customer.id, WELCOME_CONVERSATIONS)?;
+        let actor = Actor::visitor(customer.id, customer.name.clone());
+        let welcome = VisitorWelcome {
+            token,
+            customer_id: customer.id,
+            token_expires_at: expires.saturating_mul(1000),
+            conversations,
+        };
+        Ok((actor, welcome))
+    }
+
+    /// A customer's newest conversations, newest first.
+    pub fn customer_views(&self, customer: CustomerId, limit: usize) -> Result<Vec<switchboard_protocol::model::ConversationView>> {
+        let ids = self.store().customer_conversations(customer)?;
+        ids.iter().rev().take(limit).map(|id| self.view_of(*id)).collect()
+    }
+
+    /// Registers a visitor session for delivery.
+    pub fn join_visitor(&self, actor: &Actor, session: SessionHandle) {
+        self.broker().subscribe(actor.who, session);
+    }
+
+    /// Registers an agent session: the agent is online (if they chose so) and may take waiting conversations.
+    pub async fn join_agent(&self, actor: &Actor, session: SessionHandle) -> Result<AgentWelcome> {
+        let me = actor.agent_id().ok_or(HubError::Unauthorized)?;
+        let record = self.store().agent(me)?.filter(|a| !a.disabled).ok_or(HubError::Unauthorized)?;
+        let permit = self.reserve().await?;
+        let mut commit = Commit::default();
+        let mut routing = self.routing();
+        self.broker().subscribe(actor.who, session);
+        routing.upsert_agent(me, &record.name, record.status, record.capacity);
+        let load = routing.agent_mut(me).ok_or(HubError::Unauthorized)?;
+        load.sessions += 1;
+        if load.sessions == 1 {
+            if let Some(p) = routing.presence(me) {
+                commit.deliver(To::Agents, ServerMessage::Presence(p));
+            }
+            self.drain_queue(&mut routing, &mut commit)?;
+        }
+        let mine: Vec<_> = routing.agent(me).map(|l| l.active.iter().copied().collect()).unwrap_or_default();
+        let queue: Vec<_> = routing.queue().collect();
+        let agents = routing.all_presence();
+        let positions: Vec<_> = queue.iter().map(|id| routing.position(*id)).collect();
+        drop(routing);
+        Hub::send(permit, commit);
+        let conversations = mine.iter().filter_map(|id| self.conversation(*id).ok().map(|st| self.view(&st, None))).collect();
+        let queue = queue
+            .iter()
+            .zip(positions)
+            .filter_map(|(id, p)| self.conversation(*id).ok().map(|st| self.view(&st, p)))
+            .collect();
+        Ok(AgentWelcome { agent: record.view(), conversations, queue, agents })
+    }
+
+    /// Unregisters a session; an agent whose last session ends goes offline (keeping their conversations).
+    pub fn leave(&self, actor: &Actor, session_id: u64) {
+        let left = self.broker().unsubscribe(actor.who, session_id);
+        let Some(me) = actor.agent_id() else { return };
+        let mut routing = self.routing();
+        let Some(load) = routing.agent_mut(me) else { return };
+        load.sessions = load.sessions.saturating_sub(1);
+        if load.sessions == 0 && left == 0 {
+            if let Some(p) = routing.presence(me) {
+                drop(routing);
+                self.broker().publish_agents(&std::sync::Arc::new(ServerMessage::Presence(p)));
+            }
+        }
+    }
+}
+
+fn ack(m: &Message) -> ServerMessage {
+    ServerMessage::Ack(Ack {
+        client_id: m.client_id.clone().unwrap_or_default(),
+        conversation_id: m.conversation_id,
+        message_id: m.id,
+        seq: m.seq,
+    })
+}

@@ -1,0 +1,135 @@
+//! Start-up and shutdown.
+//!
+//! Start: open the store → make sure an admin exists → load the hub (open
+//! conversations, agents, queue) and start its committer → bind → serve.
+//!
+//! Shutdown, in this order: stop accepting connections (axum's graceful
+//! shutdown) → tell every session to close with 1001 "going away" (the
+//! shared cancellation token) → wait for the sessions to end (their
+//! tracker) → stop the committer after its last batch, which flushes the store.
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::hub::{Hub, HubConfig, LocalBroker};
+use crate::metrics::Metrics;
+use crate::store::{AgentRecord, Store};
+use crate::{auth, hub};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_protocol::model::Role;
+use switchboard_protocol::AgentId;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A server that is accepting connections.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// The first admin's password when this start created it and none was configured.
+    pub generated_admin_password: Option<String>,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Begins the shutdown sequence.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the server has shut down and flushed.
+    pub async fn stopped(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+}
+
+/// Creates the first admin when there is no agent at all; returns a generated password.
+pub fn ensure_admin(store: &Store, config: &Config) -> anyhow::Result<Option<String>> {
+    if !store.agents()?.is_empty() {
+        return Ok(None);
+    }
+    let (password, generated) = match &config.admin_password {
+        Some(p) => (p.clone(), false),
+        None => (auth::random_password(), true),
+    };
+    let mut admin = AgentRecord::new(
+        AgentId(store.next_id()?),
+        &config.admin_email,
+        "Admin",
+        &auth::hash_password(&password),
+        Role::Admin,
+        config.default_capacity,
+    );
+    admin.created_at = hub::now_ms();
+    store.put_agent(&admin)?;
+    store.flush()?;
+    Ok(generated.then_some(password))
+}
+
+fn allowed_origins(config: &Config) -> Vec<String> {
+    let mut origins: Vec<String> = config
+        .allowed_origins
+        .iter()
+        .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+        .collect();
+    if let Some(url) = &config.public_url {
+        let origin: String = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+        origins.push(origin.to_ascii_lowercase());
+    }
+    origins
+}
+
+/// Opens the store, binds, and serves until [`Running::shutdown`].
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let store = Store::open(&config.data).with_context(|| format!("opening the store in {}", config.data.display()))?;
+    let generated_admin_password = ensure_admin(&store, &config)?;
+    let hub_config = HubConfig {
+        visitor_token_ttl: Duration::from_secs(config.visitor_token_ttl_secs),
+        agent_token_ttl: Duration::from_secs(config.agent_token_ttl_secs),
+        commit_queue: config.commit_queue.max(1),
+    };
+    let hub = Hub::start(store, Arc::new(LocalBroker::default()), hub_config, Arc::new(Metrics::default()))?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let sessions = TaskTracker::new();
+    let state = AppState {
+        hub: hub.clone(),
+        origins: Arc::new(allowed_origins(&config)),
+        config: Arc::new(config),
+        shutdown: shutdown.clone(),
+        sessions: sessions.clone(),
+    };
+    let app = http::router(state);
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await?;
+        sessions.close();
+        sessions.wait().await;
+        hub.shutdown().await;
+        tracing::info!("stopped; store flushed");
+        Ok(())
+    });
+    Ok(Running { addr, generated_admin_password, shutdown, task })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,350 @@
+//! One WebSocket connection, visitor or agent: the hello, then one `select!`
+//! loop over the client's frames, the outbound queue, the heartbeat, and the
+//! two ways a session is told to stop (server shutdown, kill switch).
+//!
+//! The session owns the socket. Everything it sends goes through its
+//! bounded outbound queue except its own replies (welcome, resume, history,
+//! errors), which it writes directly. It never blocks anyone else: the broker
+//! only `try_send`s into the queue, and a full queue cuts the session off
+//! with [`close::SLOW_CONSUMER`].
+
+use crate::hub::broker::{KillSwitch, Outbound, SessionHandle};
+use crate::hub::{Actor, Hub, HubError};
+use crate::metrics::RoleLabel;
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_protocol::client::{ResumePoint, SendMessage};
+use switchboard_protocol::limits::MAX_RESUME_POINTS;
+use switchboard_protocol::server::ErrorMessage;
+use switchboard_protocol::{close, ClientMessage, ConversationId, Encoded, Encoding, ServerMessage};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::{interval_at, timeout, Instant};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+/// Most queued outbound messages written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Timers of a session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTimers {
+    pub hello: Duration,
+    pub ping: Duration,
+    pub idle: Duration,
+}
+
+/// How a session ended.
+#[derive(Debug)]
+enum Exit {
+    /// We close with this code and reason.
+    Close(u16, &'static str),
+    /// The client closed, or the connection is gone: nothing left to say.
+    Gone,
+}
+
+pub struct Session<S> {
+    hub: Hub,
+    ws: WebSocketStream<S>,
+    encoding: Encoding,
+    handle: SessionHandle,
+    outbound: mpsc::Receiver<Outbound>,
+    kill: Arc<KillSwitch>,
+    shutdown: CancellationToken,
+    timers: SessionTimers,
+    user_agent: Option<String>,
+    /// Highest sequence delivered per conversation: replays and live events never repeat one.
+    delivered: HashMap<ConversationId, u64>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    pub fn new(
+        hub: Hub,
+        ws: WebSocketStream<S>,
+        encoding: Encoding,
+        queue: usize,
+        shutdown: CancellationToken,
+        timers: SessionTimers,
+        user_agent: Option<String>,
+    ) -> Session<S> {
+        let (handle, outbound, kill) = hub.new_session(queue);
+        Session { hub, ws, encoding, handle, outbound, kill, shutdown, timers, user_agent, delivered: HashMap::new() }
+    }
+
+    /// Runs the session to its end. Errors are the client's business: they are
+    /// answered on the socket and logged at debug level only.
+    pub async fn run(mut self) {
+        let actor = match self.hello().await {
+            Ok(actor) => actor,
+            Err(exit) => return self.finish(exit).await,
+        };
+        let role = RoleLabel { role: if actor.agent_id().is_some() { "agent" } else { "visitor" } };
+        let gauge = self.hub.metrics().connections.get_or_create(&role).clone();
+        gauge.inc();
+        let exit = self.serve(&actor).await;
+        self.hub.leave(&actor, self.handle.id);
+        gauge.dec();
+        tracing::debug!(participant = ?actor.who, session = self.handle.id, ?exit, "session ended");
+        self.finish(exit).await;
+    }
+
+    /// Reads the hello, authenticates, subscribes, welcomes, and replays what the client missed.
+    async fn hello(&mut self) -> Result<Actor, Exit> {
+        let first = match timeout(self.timers.hello, self.next_message()).await {
+            Err(_) => return Err(Exit::Close(close::BAD_HELLO, "no hello in time")),
+            Ok(Err(exit)) => return Err(exit),
+            Ok(Ok(m)) => m,
+        };
+        let refused = |e: HubError| match e {
+            HubError::Unauthorized => Exit::Close(close::UNAUTHORIZED, "invalid or expired token"),
+            HubError::ShuttingDown => Exit::Close(close::GOING_AWAY, "server going away"),
+            _ => Exit::Close(close::INTERNAL_ERROR, "could not start the session"),
+        };
+        let (actor, resume) = match first {
+            ClientMessage::VisitorHello(h) => {
+                let (actor, welcome) = self.hub.visitor_hello(&h, self.user_agent.as_deref()).map_err(refused)?;
+                self.hub.join_visitor(&actor, self.handle.clone());
+                self.write(&ServerMessage::VisitorWelcome(welcome)).await?;
+                (actor, h.resume)
+            }
+            ClientMessage::AgentHello(h) => {
+                let actor = self.hub.authenticate(&h.token).map_err(refused)?;
+                let welcome = self.hub.join_agent(&actor, self.handle.clone()).await.map_err(refused)?;
+                self.write(&ServerMessage::AgentWelcome(welcome)).await?;
+                (actor, h.resume)
+            }
+            _ => return Err(Exit::Close(close::BAD_HELLO, "the first message must be a hello")),
+        };
+        if let Err(exit) = self.resume(&actor, &resume).await {
+            self.hub.leave(&actor, self.handle.id);
+            return Err(exit);
+        }
+        Ok(actor)
+    }
+
+    /// Sends every durable message after each resume point. Subscription came
+    /// first, so anything newer arrives live, and `delivered` drops overlaps.
+    async fn resume(&mut self, actor: &Actor, points: &[ResumePoint]) -> Result<(), Exit> {
+        for p in points.iter().take(MAX_RESUME_POINTS) {
+            match self.hub.resume_from(actor, p.conversation_id, p.last_seq) {
+                Ok(messages) => {
+                    self.delivered.insert(p.conversation_id, p.last_seq);
+                    for m in messages {
+                        self.delivered.insert(m.conversation_id, m.seq);
+                        self.feed(&ServerMessage::Message(m)).await?;
+                    }
+                }
+                Err(e) => self.feed(&error_message(&e, Some(p.conversation_id), None)).await?,
+            }
+        }
+        self.ws.flush().await.map_err(|_| Exit::Gone)
+    }
+
+    async fn serve(&mut self, actor: &Actor) -> Exit {
+        let mut ping = interval_at(Instant::now() + self.timers.ping, self.timers.ping);
+        let mut last_heard = Instant::now();
+        let kill = self.kill.token().clone();
+        loop {
+            tokio::select! {
+                // The server is shutting down: clients should come back.
+                _ = self.shutdown.cancelled() => return Exit::Close(close::GOING_AWAY, "server going away"),
+                // The broker or an admin cut this session off.
+                _ = kill.cancelled() => return self.killed(),
+                // Events for this participant: write all that are queued, flush once.
+                Some(first) = self.outbound.recv() => {
+                    tokio::select! {
+                        r = self.write_queued(first) => if let Err(exit) = r { return exit },
+                        _ = kill.cancelled() => return self.killed(),
+                    }
+                }
+                // A frame from the client.
+                frame = self.ws.next() => {
+                    last_heard = Instant::now();
+                    let msg = match frame {
+                        None => return Exit::Gone,
+                        Some(Err(e)) => return ws_error_exit(&e),
+                        Some(Ok(m)) => m,
+                    };
+                    if let Err(exit) = self.on_frame(actor, msg).await {
+                        return exit;
+                    }
+                }
+                // Heartbeat: ping, and give up on a peer silent for too long.
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= self.timers.idle {
+                        return Exit::Close(close::IDLE_TIMEOUT, "no pong");
+                    }
+                    if self.ws.send(WsMessage::Ping(Default::default())).await.is_err() {
+                        return Exit::Gone;
+                    }
+                }
+            }
+        }
+    }
+
+    fn killed(&self) -> Exit {
+        match self.kill.code() {
+            Some(close::SLOW_CONSUMER) => Exit::Close(close::SLOW_CONSUMER, "too slow: reconnect and resume"),
+            Some(close::FORBIDDEN) => Exit::Close(close::FORBIDDEN, "account disabled"),
+            Some(close::UNAUTHORIZED) => Exit::Close(close::UNAUTHORIZED, "credentials revoked"),
+            Some(code) => Exit::Close(code, "closed by the server"),
+            None => Exit::Gone,
+        }
+    }
+
+    /// Handles one frame: decode, dispatch, answer errors.
+    async fn on_frame(&mut self, actor: &Actor, frame: WsMessage) -> Result<(), Exit> {
+        let decoded = match &frame {
+            WsMessage::Text(t) => self.encoding.decode_text::<ClientMessage>(t.as_str()),
+            WsMessage::Binary(b) => self.encoding.decode_binary::<ClientMessage>(b),
+            WsMessage::Close(_) => return Err(Exit::Gone),
+            // Pings are answered by tungstenite; pongs only prove liveness.
+            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => return Ok(()),
+        };
+        match decoded {
+            Ok(msg) => self.dispatch(actor, msg).await,
+            Err(e) => {
+                let err = ErrorMessage { code: e.code(), message: e.to_string(), client_id: None, conversation_id: None };
+                self.write(&ServerMessage::Error(err)).await
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, actor: &Actor, msg: ClientMessage) -> Result<(), Exit> {
+        let conv = conversation_of(&msg);
+        let hub = self.hub.clone();
+        let result = match msg {
+            ClientMessage::Send(m) => return self.send(actor, m).await,
+            ClientMessage::History(h) => match hub.history(actor, &h) {
+                Ok(page) => return self.write(&ServerMessage::History(page)).await,
+                Err(e) => Err(e),
+            },
+            ClientMessage::Typing(t) => hub.typing(actor, t.conversation_id, t.typing),
+            ClientMessage::Read(r) => hub.mark_read(actor, r.conversation_id, r.seq).await,
+            ClientMessage::Claim(c) => hub.claim(actor, c.conversation_id).await,
+            ClientMessage::Transfer(t) => hub.transfer(actor, t.conversation_id, t.to_agent).await,
+            ClientMessage::Close(c) => hub.close(actor, c.conversation_id).await,
+            ClientMessage::SetStatus(s) => hub.set_status(actor, s.status).await,
+            ClientMessage::SetCapacity(c) => hub.set_capacity(actor, c.capacity).await,
+            ClientMessage::Rate(r) => hub.rate(actor, r).await,
+            ClientMessage::Identify(i) => hub.identify(actor, i).await,
+            ClientMessage::Handoff(c) => hub.handoff(actor, c.conversation_id, 0).await,
+            ClientMessage::VisitorHello(_) | ClientMessage::AgentHello(_) => {
+                Err(HubError::BadRequest("already said hello".into()))
+            }
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => self.write(&error_message(&e, conv, None)).await,
+        }
+    }
+
+    async fn send(&mut self, actor: &Actor, m: SendMessage) -> Result<(), Exit> {
+        let (client_id, conv) = (m.client_id.clone(), m.conversation_id);
+        match self.hub.send_message(actor, Some(&self.handle), m, None).await {
+            Ok(_) => Ok(()),
+            Err(e) => self.write(&error_message(&e, conv, Some(client_id))).await,
+        }
+    }
+
+    /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
+    async fn write_queued(&mut self, first: Outbound) -> Result<(), Exit> {
+        self.feed_outbound(first).await?;
+        for _ in 1..WRITE_BATCH {
+            match self.outbound.try_recv() {
+                Ok(next) => self.feed_outbound(next).await?,
+                Err(_) => break,
+            }
+        }
+        self.ws.flush().await.map_err(|_| Exit::Gone)
+    }
+
+    async fn feed_outbound(&mut self, msg: Outbound) -> Result<(), Exit> {
+        if let ServerMessage::Message(m) = &*msg {
+            let seen = self.delivered.entry(m.conversation_id).or_insert(0);
+            if m.seq <= *seen {
+                return Ok(());
+            }
+            *seen = m.seq;
+        }
+        self.feed(&msg).await
+    }
+
+    async fn feed(&mut self, msg: &ServerMessage) -> Result<(), Exit> {
+        let frame = match self.encoding.encode(msg) {
+            Encoded::Text(t) => WsMessage::text(t),
+            Encoded::Binary(b) => WsMessage::binary(b),
+        };
+        self.ws.feed(frame).await.map_err(|_| Exit::Gone)
+    }
+
+    async fn write(&mut self, msg: &ServerMessage) -> Result<(), Exit> {
+        self.feed(msg).await?;
+        self.ws.flush().await.map_err(|_| Exit::Gone)
+    }
+
+    /// Receives the next data message (skipping control frames).
+    async fn next_message(&mut self) -> Result<ClientMessage, Exit> {
+        loop {
+            let decoded = match self.ws.next().await {
+                None => return Err(Exit::Gone),
+                Some(Err(e)) => return Err(ws_error_exit(&e)),
+                Some(Ok(WsMessage::Text(t))) => self.encoding.decode_text::<ClientMessage>(t.as_str()),
+                Some(Ok(WsMessage::Binary(b))) => self.encoding.decode_binary::<ClientMessage>(&b),
+                Some(Ok(WsMessage::Close(_))) => return Err(Exit::Gone),
+                Some(Ok(_)) => continue,
+            };
+            return decoded.map_err(|_| Exit::Close(close::BAD_HELLO, "the first message must be a hello"));
+        }
+    }
+
+    /// Sends our close frame (if any) and waits briefly for the client's reply.
+    async fn finish(mut self, exit: Exit) {
+        if let Exit::Close(code, reason) = exit {
+            let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+            if self.ws.close(Some(frame)).await.is_ok() {
+                let _ = timeout(Duration::from_secs(1), async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+            }
+        }
+    }
+}
+
+fn ws_error_exit(e: &tungstenite::Error) -> Exit {
+    use tungstenite::error::CapacityError;
+    match e {
+        tungstenite::Error::Capacity(CapacityError::MessageTooLong { .. }) => {
+            Exit::Close(close::MESSAGE_TOO_BIG, "message too big")
+        }
+        tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => Exit::Close(close::PROTOCOL_ERROR, "protocol error"),
+        _ => Exit::Gone,
+    }
+}
+
+fn conversation_of(msg: &ClientMessage) -> Option<ConversationId> {
+    match msg {
+        ClientMessage::Send(m) => m.conversation_id,
+        ClientMessage::Typing(t) => Some(t.conversation_id),
+        ClientMessage::Read(r) => Some(r.conversation_id),
+        ClientMessage::History(h) => Some(h.conversation_id),
+        ClientMessage::Claim(c) | ClientMessage::Close(c) | ClientMessage::Handoff(c) => Some(c.conversation_id),
+        ClientMessage::Transfer(t) => Some(t.conversation_id),
+        ClientMessage::Rate(r) => Some(r.conversation_id),
+        _ => None,
+    }
+}
+
+fn error_message(e: &HubError, conversation_id: Option<ConversationId>, client_id: Option<String>) -> ServerMessage {
+    if let HubError::Store(inner) = e {
+        tracing::error!(error = %inner, "store error while serving a session");
+    }
+    let message = match e {
+        HubError::Store(_) => "internal error".to_string(),
+        other => other.to_string(),
+    };
+    ServerMessage::Error(ErrorMessage { code: e.code(), message, client_id, conversation_id })
+}

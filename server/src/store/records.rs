@@ -1,0 +1,139 @@
+//! The records the store keeps that are not wire types.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use switchboard_protocol::model::{AgentStatus, AgentView, ConversationStatus, Rating, Role};
+use switchboard_protocol::{AgentId, ConversationId, CustomerId};
+
+/// A conversation as stored. The newest sequence number is not kept here: it
+/// is the last key of the conversation's messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredConversation {
+    pub id: ConversationId,
+    pub customer_id: CustomerId,
+    pub status: ConversationStatus,
+    pub agent_id: Option<AgentId>,
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// When it last entered the queue (orders the queue after a restart).
+    pub queued_at: Option<u64>,
+    pub closed_at: Option<u64>,
+    /// When an agent first answered (for first-response time).
+    pub first_response_at: Option<u64>,
+    pub priority: i32,
+    pub visitor_read_seq: u64,
+    pub agent_read_seq: u64,
+    pub rating: Option<Rating>,
+    /// Sum and count of visitor message sentiment, for the satisfaction estimate.
+    pub sentiment_sum: f32,
+    pub sentiment_count: u32,
+    /// Bot answers since the visitor last reached a human.
+    pub bot_answers_in_a_row: u32,
+}
+
+impl StoredConversation {
+    pub fn new(id: ConversationId, customer_id: CustomerId, now: u64) -> StoredConversation {
+        StoredConversation {
+            id,
+            customer_id,
+            status: ConversationStatus::Queued,
+            agent_id: None,
+            created_at: now,
+            updated_at: now,
+            queued_at: None,
+            closed_at: None,
+            first_response_at: None,
+            priority: 0,
+            visitor_read_seq: 0,
+            agent_read_seq: 0,
+            rating: None,
+            sentiment_sum: 0.0,
+            sentiment_count: 0,
+            bot_answers_in_a_row: 0,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.status != ConversationStatus::Closed
+    }
+
+    /// Mean visitor sentiment, once there is any.
+    pub fn sentiment(&self) -> Option<f32> {
+        (self.sentiment_count > 0).then(|| self.sentiment_sum / self.sentiment_count as f32)
+    }
+}
+
+/// A customer profile (the CRM record). One per visitor.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub country: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+    pub tags: Vec<String>,
+    /// The user id the customer's site knows them by (from identify).
+    pub external_id: Option<String>,
+    pub first_seen: u64,
+    pub last_seen: u64,
+    pub last_page_url: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Customer {
+    pub fn new(id: CustomerId, now: u64) -> Customer {
+        Customer { id, first_seen: now, last_seen: now, ..Customer::default() }
+    }
+}
+
+/// An agent account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub id: AgentId,
+    pub email: String,
+    pub name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub role: Role,
+    pub capacity: u32,
+    pub disabled: bool,
+    /// The status the agent chose (online or away); kept across reloads.
+    pub status: AgentStatus,
+    pub created_at: u64,
+}
+
+impl AgentRecord {
+    pub fn new(id: AgentId, email: &str, name: &str, password_hash: &str, role: Role, capacity: u32) -> AgentRecord {
+        AgentRecord {
+            id,
+            email: email.to_string(),
+            name: name.to_string(),
+            password_hash: password_hash.to_string(),
+            role,
+            capacity,
+            disabled: false,
+            status: AgentStatus::Online,
+            created_at: 0,
+        }
+    }
+
+    pub fn view(&self) -> AgentView {
+        AgentView {
+            id: self.id,
+            email: self.email.clone(),
+            name: self.name.clone(),
+            role: self.role,
+            capacity: self.capacity,
+            disabled: self.disabled,
+        }
+    }
+}
+
+/// A bearer token's record, keyed by the token's SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub agent_id: AgentId,
+    pub expires_at: u64,
+}
