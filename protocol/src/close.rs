@@ -45,10 +45,23 @@ mod tests {
 
     #[test]
     fn reconnect_and_terminal_ranges() {
-        for code in [GOING_AWAY, SLOW_CONSUMER, RATE_LIMITED, TOO_MANY_CONNECTIONS, IDLE_TIMEOUT] {
+        for code in [
+            GOING_AWAY,
+            SLOW_CONSUMER,
+            RATE_LIMITED,
+            TOO_MANY_CONNECTIONS,
+            IDLE_TIMEOUT,
+        ] {
             assert!(should_reconnect(code), "{code}");
         }
-        for code in [PROTOCOL_ERROR, MESSAGE_TOO_BIG, BAD_HELLO, UNAUTHORIZED, FORBIDDEN, 1000] {
+        for code in [
+            PROTOCOL_ERROR,
+            MESSAGE_TOO_BIG,
+            BAD_HELLO,
+            UNAUTHORIZED,
+            FORBIDDEN,
+            1000,
+        ] {
             assert!(!should_reconnect(code), "{code}");
         }
     }

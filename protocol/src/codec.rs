@@ -274,7 +274,9 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     fn fixtures(side: &str) -> Vec<(PathBuf, serde_json::Value)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(side);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(side);
         let mut out: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -297,9 +299,18 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let back: serde_json::Value = serde_json::from_str(&msg.to_json()).unwrap();
             assert_eq!(&back, json, "{} does not round-trip", path.display());
-            assert_eq!(M::from_binary(&msg.to_binary()).unwrap(), msg, "{}", path.display());
+            assert_eq!(
+                M::from_binary(&msg.to_binary()).unwrap(),
+                msg,
+                "{}",
+                path.display()
+            );
             let stem = path.file_stem().unwrap().to_str().unwrap();
-            assert!(stem.starts_with(msg.type_name()), "{stem} holds a {}", msg.type_name());
+            assert!(
+                stem.starts_with(msg.type_name()),
+                "{stem} holds a {}",
+                msg.type_name()
+            );
             seen.push(msg.type_name());
         }
         for t in M::TYPES {
@@ -326,19 +337,34 @@ mod tests {
         assert!(matches!(e, DecodeError::Malformed(_)), "{e:?}");
         let e = ClientMessage::from_json(r#"{"text":"hi"}"#).unwrap_err();
         assert_eq!(e, DecodeError::Malformed("missing field `type`".into()));
-        assert!(matches!(ClientMessage::from_json("[1,2"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            ClientMessage::from_json("[1,2"),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
     fn bad_binary_frames_are_typed_errors() {
         assert_eq!(ClientMessage::from_binary(&[]), Err(DecodeError::Empty));
-        assert_eq!(ClientMessage::from_binary(&[9, 3]), Err(DecodeError::Version(9)));
-        assert!(matches!(ClientMessage::from_binary(&[WIRE_FORMAT, 200]), Err(DecodeError::UnknownType(_))));
-        assert!(matches!(ClientMessage::from_binary(&[WIRE_FORMAT]), Err(DecodeError::Malformed(_))));
+        assert_eq!(
+            ClientMessage::from_binary(&[9, 3]),
+            Err(DecodeError::Version(9))
+        );
+        assert!(matches!(
+            ClientMessage::from_binary(&[WIRE_FORMAT, 200]),
+            Err(DecodeError::UnknownType(_))
+        ));
+        assert!(matches!(
+            ClientMessage::from_binary(&[WIRE_FORMAT]),
+            Err(DecodeError::Malformed(_))
+        ));
         // A send whose string length prefix claims far more than the frame holds.
         let mut frame = vec![WIRE_FORMAT, 3, 0xFC, 0xFF, 0xFF, 0xFF, 0x7F];
         frame.extend_from_slice(b"abc");
-        assert!(matches!(ClientMessage::from_binary(&frame), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            ClientMessage::from_binary(&frame),
+            Err(DecodeError::Malformed(_))
+        ));
         // Every truncation of a valid frame is an error, never a panic.
         let ok = ClientMessage::Send(crate::client::SendMessage {
             client_id: "c1".into(),
@@ -347,7 +373,10 @@ mod tests {
         })
         .to_binary();
         for end in 0..ok.len() {
-            assert!(ClientMessage::from_binary(&ok[..end]).is_err(), "prefix {end}");
+            assert!(
+                ClientMessage::from_binary(&ok[..end]).is_err(),
+                "prefix {end}"
+            );
         }
         let mut long = ok.clone();
         long.push(0);
@@ -356,15 +385,22 @@ mod tests {
 
     #[test]
     fn frame_kind_must_match_encoding() {
-        let e = Encoding::Json.decode_binary::<ClientMessage>(&[1, 3]).unwrap_err();
+        let e = Encoding::Json
+            .decode_binary::<ClientMessage>(&[1, 3])
+            .unwrap_err();
         assert!(matches!(e, DecodeError::WrongFrameKind { .. }));
-        let e = Encoding::Bincode.decode_text::<ClientMessage>("{}").unwrap_err();
+        let e = Encoding::Bincode
+            .decode_text::<ClientMessage>("{}")
+            .unwrap_err();
         assert!(matches!(e, DecodeError::WrongFrameKind { .. }));
     }
 
     #[test]
     fn negotiation_picks_first_known() {
-        assert_eq!(Encoding::negotiate(["x", "switchboard.v1.bincode", "switchboard.v1.json"]), Some(Encoding::Bincode));
+        assert_eq!(
+            Encoding::negotiate(["x", "switchboard.v1.bincode", "switchboard.v1.json"]),
+            Some(Encoding::Bincode)
+        );
         assert_eq!(Encoding::negotiate(["x"]), None);
     }
 
@@ -372,7 +408,13 @@ mod tests {
     fn stored_values_carry_their_version() {
         let bytes = to_bincode(3, &("a".to_string(), 5u64));
         assert_eq!(bytes[0], 3);
-        assert_eq!(from_bincode::<(String, u64)>(3, &bytes).unwrap(), ("a".to_string(), 5));
-        assert_eq!(from_bincode::<(String, u64)>(4, &bytes), Err(DecodeError::Version(3)));
+        assert_eq!(
+            from_bincode::<(String, u64)>(3, &bytes).unwrap(),
+            ("a".to_string(), 5)
+        );
+        assert_eq!(
+            from_bincode::<(String, u64)>(4, &bytes),
+            Err(DecodeError::Version(3))
+        );
     }
 }

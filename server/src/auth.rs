@@ -22,8 +22,11 @@ pub fn hash_password(password: &str) -> String {
 /// Checks a password against a PHC string (constant time inside argon2).
 pub fn verify_password(password: &str, phc: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(phc)
-        .is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A new random bearer token and the hash under which it is stored.
@@ -69,7 +72,8 @@ impl VisitorTokens {
     }
 
     fn mac(&self, payload: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
         mac.update(payload.as_bytes());
         mac
     }
@@ -86,12 +90,18 @@ impl VisitorTokens {
     pub fn verify(&self, token: &str, now_secs: u64) -> Result<CustomerId, TokenError> {
         let (payload, sig) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let mut parts = payload.split('.');
-        let (Some("v1"), Some(id), Some(exp), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some("v1"), Some(id), Some(exp), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(TokenError::Malformed);
         };
-        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Malformed)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| TokenError::Malformed)?;
         // verify_slice compares in constant time.
-        self.mac(payload).verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
+        self.mac(payload)
+            .verify_slice(&sig)
+            .map_err(|_| TokenError::BadSignature)?;
         let id: u64 = id.parse().map_err(|_| TokenError::Malformed)?;
         let exp: u64 = exp.parse().map_err(|_| TokenError::Malformed)?;
         if exp <= now_secs {
@@ -130,7 +140,16 @@ mod tests {
         assert_eq!(t.verify(&forged, 1000), Err(TokenError::BadSignature));
         let other = VisitorTokens::new(b"k2".to_vec(), 100);
         assert_eq!(other.verify(&tok, 1000), Err(TokenError::BadSignature));
-        for junk in ["", ".", "v1", "v1.1.2", "v2.1.2.AAAA", "v1.x.2.AAAA", "v1.1.2.3.4", "v1.1.2.!!"] {
+        for junk in [
+            "",
+            ".",
+            "v1",
+            "v1.1.2",
+            "v2.1.2.AAAA",
+            "v1.x.2.AAAA",
+            "v1.1.2.3.4",
+            "v1.1.2.!!",
+        ] {
             assert!(t.verify(junk, 0).is_err(), "{junk}");
         }
     }

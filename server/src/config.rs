@@ -45,6 +45,9 @@ pub struct Config {
     pub write_buffer_bytes: usize,
     /// Bytes a connection may have waiting to be written before it errors.
     pub max_write_buffer_bytes: usize,
+    /// Kernel send buffer per connection (SO_SNDBUF); unset leaves the kernel's autotuning.
+    /// Small values make slow readers show up sooner, at some cost to throughput.
+    pub socket_send_buffer_bytes: Option<usize>,
     /// `tracing` filter, e.g. `info` or `switchboard_server=debug`.
     pub log: String,
 }
@@ -70,6 +73,7 @@ impl Default for Config {
             read_buffer_bytes: 4096,
             write_buffer_bytes: 0,
             max_write_buffer_bytes: 1024 * 1024,
+            socket_send_buffer_bytes: None,
             log: "info".into(),
         }
     }
@@ -78,7 +82,10 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Parse(String),
     #[error("--set {0}: expected name=value")]
@@ -107,35 +114,52 @@ fn toml_value(raw: &str) -> toml::Value {
 
 impl Config {
     /// Builds the settings from defaults, the file, `env` (pairs of name and value) and flags.
-    pub fn load(o: &Overrides, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
-        let mut table = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Parse(e.to_string()))?;
+    pub fn load(
+        o: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::try_from(Config::default())
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
         if let Some(path) = &o.file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-            let file: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse(format!("{}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let file: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                ConfigError::Parse(format!("{}: {e}", path.display()))
+            })?;
             table.extend(file);
         }
         for (name, value) in env {
-            let Some(key) = name.strip_prefix("SWITCHBOARD_") else { continue };
+            let Some(key) = name.strip_prefix("SWITCHBOARD_") else {
+                continue;
+            };
             let key = key.to_lowercase();
             if table.contains_key(&key) || Config::optional_keys().contains(&key.as_str()) {
                 table.insert(key, toml_value(&value));
             }
         }
         for pair in &o.set {
-            let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::BadSet(pair.clone()))?;
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadSet(pair.clone()))?;
             table.insert(k.trim().to_string(), toml_value(v.trim()));
         }
-        let mut config: Config = table.try_into().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        let mut config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
         config.listen = o.listen.unwrap_or(config.listen);
         config.data = o.data.clone().unwrap_or(config.data);
         config.public_url = o.public_url.clone().or(config.public_url);
-        config.allowed_origins.extend(o.allowed_origins.iter().cloned());
+        config
+            .allowed_origins
+            .extend(o.allowed_origins.iter().cloned());
         Ok(config)
     }
 
     /// Settings that are absent by default (so not in the default table).
     fn optional_keys() -> &'static [&'static str] {
-        &["public_url", "admin_password"]
+        &["public_url", "admin_password", "socket_send_buffer_bytes"]
     }
 
     pub fn hello_timeout(&self) -> Duration {
@@ -156,22 +180,47 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn defaults_file_env_flags_in_rising_precedence() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndefault_capacity = 7\nlog = \"debug\"\n").unwrap();
-        let o = Overrides { file: Some(file), ..Overrides::default() };
-        let c = Config::load(&o, env(&[("SWITCHBOARD_DEFAULT_CAPACITY", "9"), ("SWITCHBOARD_ADMIN_PASSWORD", "pw-from-env"), ("OTHER", "x")])).unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndefault_capacity = 7\nlog = \"debug\"\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            file: Some(file),
+            ..Overrides::default()
+        };
+        let c = Config::load(
+            &o,
+            env(&[
+                ("SWITCHBOARD_DEFAULT_CAPACITY", "9"),
+                ("SWITCHBOARD_ADMIN_PASSWORD", "pw-from-env"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.default_capacity, 9);
         assert_eq!(c.log, "debug");
         assert_eq!(c.admin_password.as_deref(), Some("pw-from-env"));
         assert_eq!(c.outbound_queue, Config::default().outbound_queue);
-        let o = Overrides { listen: Some("127.0.0.1:0".parse().unwrap()), set: vec!["default_capacity=3".into(), "allowed_origins=[\"https://a.example\"]".into()], ..o };
+        let o = Overrides {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            set: vec![
+                "default_capacity=3".into(),
+                "allowed_origins=[\"https://a.example\"]".into(),
+            ],
+            ..o
+        };
         let c = Config::load(&o, env(&[("SWITCHBOARD_DEFAULT_CAPACITY", "9")])).unwrap();
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.default_capacity, 3);
@@ -180,11 +229,26 @@ mod tests {
 
     #[test]
     fn typos_and_bad_values_are_clear_errors() {
-        let bad = Overrides { set: vec!["listn=1".into()], ..Overrides::default() };
-        assert!(Config::load(&bad, []).unwrap_err().to_string().contains("listn"));
-        let bad = Overrides { set: vec!["default_capacity=lots".into()], ..Overrides::default() };
+        let bad = Overrides {
+            set: vec!["listn=1".into()],
+            ..Overrides::default()
+        };
+        assert!(Config::load(&bad, [])
+            .unwrap_err()
+            .to_string()
+            .contains("listn"));
+        let bad = Overrides {
+            set: vec!["default_capacity=lots".into()],
+            ..Overrides::default()
+        };
         assert!(Config::load(&bad, []).is_err());
-        let bad = Overrides { set: vec!["nothing".into()], ..Overrides::default() };
-        assert!(matches!(Config::load(&bad, []), Err(ConfigError::BadSet(_))));
+        let bad = Overrides {
+            set: vec!["nothing".into()],
+            ..Overrides::default()
+        };
+        assert!(matches!(
+            Config::load(&bad, []),
+            Err(ConfigError::BadSet(_))
+        ));
     }
 }

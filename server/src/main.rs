@@ -12,7 +12,11 @@ use switchboard_server::store::{AgentRecord, Store};
 use switchboard_server::{auth, hub, server};
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "Real-time customer conversations: WebSocket hub, embedded store, agent console.")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Real-time customer conversations: WebSocket hub, embedded store, agent console."
+)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,
@@ -106,7 +110,10 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(&overrides, std::env::vars())?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
         Command::Serve => serve(config),
         Command::Agent { command } => agent(&config, command),
@@ -134,12 +141,29 @@ fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn agent(config: &Config, command: AgentCommand) -> anyhow::Result<()> {
-    let store = Store::open(&config.data)
-        .with_context(|| format!("opening {} (is a server running on it?)", config.data.display()))?;
+    let store = Store::open(&config.data).with_context(|| {
+        format!(
+            "opening {} (is a server running on it?)",
+            config.data.display()
+        )
+    })?;
     match command {
-        AgentCommand::Add { email, name, role, capacity, password } => {
+        AgentCommand::Add {
+            email,
+            name,
+            role,
+            capacity,
+            password,
+        } => {
             let (password, generated) = password_or_random(password);
-            let mut a = AgentRecord::new(AgentId(store.next_id()?), &email, &name, &auth::hash_password(&password), role, capacity.unwrap_or(config.default_capacity));
+            let mut a = AgentRecord::new(
+                AgentId(store.next_id()?),
+                &email,
+                &name,
+                &auth::hash_password(&password),
+                role,
+                capacity.unwrap_or(config.default_capacity),
+            );
             a.created_at = hub::now_ms();
             if !store.put_agent(&a)? {
                 bail!("an agent with email {email} exists");
@@ -151,18 +175,29 @@ fn agent(config: &Config, command: AgentCommand) -> anyhow::Result<()> {
         }
         AgentCommand::List => {
             for a in store.agents()? {
-                let role = if a.role == Role::Admin { "admin" } else { "agent" };
+                let role = if a.role == Role::Admin {
+                    "admin"
+                } else {
+                    "agent"
+                };
                 let state = if a.disabled { "disabled" } else { "enabled" };
-                println!("{}\t{}\t{}\t{role}\tcapacity {}\t{state}", a.id, a.email, a.name, a.capacity);
+                println!(
+                    "{}\t{}\t{}\t{role}\tcapacity {}\t{state}",
+                    a.id, a.email, a.name, a.capacity
+                );
             }
         }
         AgentCommand::Remove { email } => {
-            let a = store.agent_by_email(&email)?.with_context(|| format!("no agent {email}"))?;
+            let a = store
+                .agent_by_email(&email)?
+                .with_context(|| format!("no agent {email}"))?;
             store.delete_agent(&a)?;
             println!("removed {email}");
         }
         AgentCommand::Passwd { email, password } => {
-            let mut a = store.agent_by_email(&email)?.with_context(|| format!("no agent {email}"))?;
+            let mut a = store
+                .agent_by_email(&email)?
+                .with_context(|| format!("no agent {email}"))?;
             let (password, generated) = password_or_random(password);
             a.password_hash = auth::hash_password(&password);
             store.put_agent(&a)?;

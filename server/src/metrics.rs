@@ -47,18 +47,42 @@ impl Default for Metrics {
             flush_batch: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             registry: Registry::default(),
         };
-        registry.register("connections", "Open WebSocket sessions", m.connections.clone());
-        registry.register("conversations", "Conversations by status", m.conversations.clone());
-        registry.register("queue_length", "Conversations waiting for an agent", m.queue_length.clone());
+        registry.register(
+            "connections",
+            "Open WebSocket sessions",
+            m.connections.clone(),
+        );
+        registry.register(
+            "conversations",
+            "Conversations by status",
+            m.conversations.clone(),
+        );
+        registry.register(
+            "queue_length",
+            "Conversations waiting for an agent",
+            m.queue_length.clone(),
+        );
         registry.register("messages_in", "Chat messages stored", m.messages_in.clone());
-        registry.register("messages_out", "Messages put on session queues", m.messages_out.clone());
+        registry.register(
+            "messages_out",
+            "Messages put on session queues",
+            m.messages_out.clone(),
+        );
         registry.register(
             "slow_consumer_disconnects",
             "Sessions cut off because their outbound queue was full",
             m.slow_consumers.clone(),
         );
-        registry.register("store_flush_seconds", "Duration of one group-commit flush", m.flush_seconds.clone());
-        registry.register("store_flush_batch_size", "Commits covered by one flush", m.flush_batch.clone());
+        registry.register(
+            "store_flush_seconds",
+            "Duration of one group-commit flush",
+            m.flush_seconds.clone(),
+        );
+        registry.register(
+            "store_flush_batch_size",
+            "Commits covered by one flush",
+            m.flush_batch.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

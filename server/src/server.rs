@@ -84,18 +84,27 @@ fn allowed_origins(config: &Config) -> Vec<String> {
 
 /// Opens the store, binds, and serves until [`Running::shutdown`].
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let store = Store::open(&config.data).with_context(|| format!("opening the store in {}", config.data.display()))?;
+    let store = Store::open(&config.data)
+        .with_context(|| format!("opening the store in {}", config.data.display()))?;
     let generated_admin_password = ensure_admin(&store, &config)?;
     let hub_config = HubConfig {
         visitor_token_ttl: Duration::from_secs(config.visitor_token_ttl_secs),
         agent_token_ttl: Duration::from_secs(config.agent_token_ttl_secs),
         commit_queue: config.commit_queue.max(1),
     };
-    let hub = Hub::start(store, Arc::new(LocalBroker::default()), hub_config, Arc::new(Metrics::default()))?;
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let hub = Hub::start(
+        store,
+        Arc::new(LocalBroker::default()),
+        hub_config,
+        Arc::new(Metrics::default()),
+    )?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let sessions = TaskTracker::new();
+    let config_send_buffer = config.socket_send_buffer_bytes;
     let state = AppState {
         hub: hub.clone(),
         origins: Arc::new(allowed_origins(&config)),
@@ -104,16 +113,32 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         sessions: sessions.clone(),
     };
     let app = http::router(state);
+    let send_buffer = config_send_buffer;
+    // Chat frames are small: send them at once (no Nagle), and bound kernel buffers if asked.
+    let listener =
+        axum::serve::ListenerExt::tap_io(listener, move |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+            if let Some(n) = send_buffer {
+                let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(n);
+            }
+        });
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await?;
         sessions.close();
         sessions.wait().await;
         hub.shutdown().await;
         tracing::info!("stopped; store flushed");
         Ok(())
     });
-    Ok(Running { addr, generated_admin_password, shutdown, task })
+    Ok(Running {
+        addr,
+        generated_admin_password,
+        shutdown,
+        task,
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -121,10 +146,11 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -18,7 +18,9 @@ use std::time::Duration;
 use switchboard_protocol::client::{ResumePoint, SendMessage};
 use switchboard_protocol::limits::MAX_RESUME_POINTS;
 use switchboard_protocol::server::ErrorMessage;
-use switchboard_protocol::{close, ClientMessage, ConversationId, Encoded, Encoding, ServerMessage};
+use switchboard_protocol::{
+    close, ClientMessage, ConversationId, Encoded, Encoding, ServerMessage,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, timeout, Instant};
@@ -73,7 +75,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         user_agent: Option<String>,
     ) -> Session<S> {
         let (handle, outbound, kill) = hub.new_session(queue);
-        Session { hub, ws, encoding, handle, outbound, kill, shutdown, timers, user_agent, delivered: HashMap::new() }
+        Session {
+            hub,
+            ws,
+            encoding,
+            handle,
+            outbound,
+            kill,
+            shutdown,
+            timers,
+            user_agent,
+            delivered: HashMap::new(),
+        }
     }
 
     /// Runs the session to its end. Errors are the client's business: they are
@@ -83,7 +96,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Ok(actor) => actor,
             Err(exit) => return self.finish(exit).await,
         };
-        let role = RoleLabel { role: if actor.agent_id().is_some() { "agent" } else { "visitor" } };
+        let role = RoleLabel {
+            role: if actor.agent_id().is_some() {
+                "agent"
+            } else {
+                "visitor"
+            },
+        };
         let gauge = self.hub.metrics().connections.get_or_create(&role).clone();
         gauge.inc();
         let exit = self.serve(&actor).await;
@@ -107,18 +126,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         let (actor, resume) = match first {
             ClientMessage::VisitorHello(h) => {
-                let (actor, welcome) = self.hub.visitor_hello(&h, self.user_agent.as_deref()).map_err(refused)?;
+                let (actor, welcome) = self
+                    .hub
+                    .visitor_hello(&h, self.user_agent.as_deref())
+                    .map_err(refused)?;
                 self.hub.join_visitor(&actor, self.handle.clone());
                 self.write(&ServerMessage::VisitorWelcome(welcome)).await?;
                 (actor, h.resume)
             }
             ClientMessage::AgentHello(h) => {
                 let actor = self.hub.authenticate(&h.token).map_err(refused)?;
-                let welcome = self.hub.join_agent(&actor, self.handle.clone()).await.map_err(refused)?;
+                let welcome = self
+                    .hub
+                    .join_agent(&actor, self.handle.clone())
+                    .await
+                    .map_err(refused)?;
                 self.write(&ServerMessage::AgentWelcome(welcome)).await?;
                 (actor, h.resume)
             }
-            _ => return Err(Exit::Close(close::BAD_HELLO, "the first message must be a hello")),
+            _ => {
+                return Err(Exit::Close(
+                    close::BAD_HELLO,
+                    "the first message must be a hello",
+                ))
+            }
         };
         if let Err(exit) = self.resume(&actor, &resume).await {
             self.hub.leave(&actor, self.handle.id);
@@ -139,7 +170,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         self.feed(&ServerMessage::Message(m)).await?;
                     }
                 }
-                Err(e) => self.feed(&error_message(&e, Some(p.conversation_id), None)).await?,
+                Err(e) => {
+                    self.feed(&error_message(&e, Some(p.conversation_id), None))
+                        .await?
+                }
             }
         }
         self.ws.flush().await.map_err(|_| Exit::Gone)
@@ -189,7 +223,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     fn killed(&self) -> Exit {
         match self.kill.code() {
-            Some(close::SLOW_CONSUMER) => Exit::Close(close::SLOW_CONSUMER, "too slow: reconnect and resume"),
+            Some(close::SLOW_CONSUMER) => {
+                Exit::Close(close::SLOW_CONSUMER, "too slow: reconnect and resume")
+            }
             Some(close::FORBIDDEN) => Exit::Close(close::FORBIDDEN, "account disabled"),
             Some(close::UNAUTHORIZED) => Exit::Close(close::UNAUTHORIZED, "credentials revoked"),
             Some(code) => Exit::Close(code, "closed by the server"),
@@ -209,7 +245,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         match decoded {
             Ok(msg) => self.dispatch(actor, msg).await,
             Err(e) => {
-                let err = ErrorMessage { code: e.code(), message: e.to_string(), client_id: None, conversation_id: None };
+                let err = ErrorMessage {
+                    code: e.code(),
+                    message: e.to_string(),
+                    client_id: None,
+                    conversation_id: None,
+                };
                 self.write(&ServerMessage::Error(err)).await
             }
         }
@@ -246,7 +287,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     async fn send(&mut self, actor: &Actor, m: SendMessage) -> Result<(), Exit> {
         let (client_id, conv) = (m.client_id.clone(), m.conversation_id);
-        match self.hub.send_message(actor, Some(&self.handle), m, None).await {
+        match self
+            .hub
+            .send_message(actor, Some(&self.handle), m, None)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => self.write(&error_message(&e, conv, Some(client_id))).await,
         }
@@ -294,21 +339,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let decoded = match self.ws.next().await {
                 None => return Err(Exit::Gone),
                 Some(Err(e)) => return Err(ws_error_exit(&e)),
-                Some(Ok(WsMessage::Text(t))) => self.encoding.decode_text::<ClientMessage>(t.as_str()),
+                Some(Ok(WsMessage::Text(t))) => {
+                    self.encoding.decode_text::<ClientMessage>(t.as_str())
+                }
                 Some(Ok(WsMessage::Binary(b))) => self.encoding.decode_binary::<ClientMessage>(&b),
                 Some(Ok(WsMessage::Close(_))) => return Err(Exit::Gone),
                 Some(Ok(_)) => continue,
             };
-            return decoded.map_err(|_| Exit::Close(close::BAD_HELLO, "the first message must be a hello"));
+            return decoded
+                .map_err(|_| Exit::Close(close::BAD_HELLO, "the first message must be a hello"));
         }
     }
 
     /// Sends our close frame (if any) and waits briefly for the client's reply.
     async fn finish(mut self, exit: Exit) {
         if let Exit::Close(code, reason) = exit {
-            let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+            let frame = CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            };
             if self.ws.close(Some(frame)).await.is_ok() {
-                let _ = timeout(Duration::from_secs(1), async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+                let _ = timeout(Duration::from_secs(1), async {
+                    while let Some(Ok(_)) = self.ws.next().await {}
+                })
+                .await;
             }
         }
     }
@@ -320,7 +374,9 @@ fn ws_error_exit(e: &tungstenite::Error) -> Exit {
         tungstenite::Error::Capacity(CapacityError::MessageTooLong { .. }) => {
             Exit::Close(close::MESSAGE_TOO_BIG, "message too big")
         }
-        tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => Exit::Close(close::PROTOCOL_ERROR, "protocol error"),
+        tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => {
+            Exit::Close(close::PROTOCOL_ERROR, "protocol error")
+        }
         _ => Exit::Gone,
     }
 }
@@ -331,14 +387,20 @@ fn conversation_of(msg: &ClientMessage) -> Option<ConversationId> {
         ClientMessage::Typing(t) => Some(t.conversation_id),
         ClientMessage::Read(r) => Some(r.conversation_id),
         ClientMessage::History(h) => Some(h.conversation_id),
-        ClientMessage::Claim(c) | ClientMessage::Close(c) | ClientMessage::Handoff(c) => Some(c.conversation_id),
+        ClientMessage::Claim(c) | ClientMessage::Close(c) | ClientMessage::Handoff(c) => {
+            Some(c.conversation_id)
+        }
         ClientMessage::Transfer(t) => Some(t.conversation_id),
         ClientMessage::Rate(r) => Some(r.conversation_id),
         _ => None,
     }
 }
 
-fn error_message(e: &HubError, conversation_id: Option<ConversationId>, client_id: Option<String>) -> ServerMessage {
+fn error_message(
+    e: &HubError,
+    conversation_id: Option<ConversationId>,
+    client_id: Option<String>,
+) -> ServerMessage {
     if let HubError::Store(inner) = e {
         tracing::error!(error = %inner, "store error while serving a session");
     }
@@ -346,5 +408,10 @@ fn error_message(e: &HubError, conversation_id: Option<ConversationId>, client_i
         HubError::Store(_) => "internal error".to_string(),
         other => other.to_string(),
     };
-    ServerMessage::Error(ErrorMessage { code: e.code(), message, client_id, conversation_id })
+    ServerMessage::Error(ErrorMessage {
+        code: e.code(),
+        message,
+        client_id,
+        conversation_id,
+    })
 }

@@ -66,13 +66,30 @@ pub(super) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let open = app.hub.open_counts();
     let open_total: usize = open.iter().map(|(_, n)| n).sum();
     for (status, n) in open {
-        let label = StatusLabel { status: status_name(status) };
-        m.conversations.get_or_create(&label).set(i64::try_from(n).unwrap_or(i64::MAX));
+        let label = StatusLabel {
+            status: status_name(status),
+        };
+        m.conversations
+            .get_or_create(&label)
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
-    let closed = app.hub.store().conversation_count().saturating_sub(open_total);
-    m.conversations.get_or_create(&StatusLabel { status: "closed" }).set(i64::try_from(closed).unwrap_or(i64::MAX));
-    m.queue_length.set(i64::try_from(app.hub.routing().queue_len()).unwrap_or(i64::MAX));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render())
+    let closed = app
+        .hub
+        .store()
+        .conversation_count()
+        .saturating_sub(open_total);
+    m.conversations
+        .get_or_create(&StatusLabel { status: "closed" })
+        .set(i64::try_from(closed).unwrap_or(i64::MAX));
+    m.queue_length
+        .set(i64::try_from(app.hub.routing().queue_len()).unwrap_or(i64::MAX));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.render(),
+    )
 }
 
 fn status_name(s: ConversationStatus) -> &'static str {
@@ -90,24 +107,41 @@ pub(super) struct Login {
     password: String,
 }
 
-pub(super) async fn login(State(app): State<AppState>, body: Result<Json<Login>, JsonRejection>) -> ApiResult<impl IntoResponse> {
+pub(super) async fn login(
+    State(app): State<AppState>,
+    body: Result<Json<Login>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
     let Json(l) = body?;
     let (token, expires_at, agent) = app
         .hub
         .login(&l.email, &l.password)
         .await
         .map_err(|_| ApiError::new(ErrorCode::Unauthorized, "wrong email or password"))?;
-    Ok(Json(json!({ "token": token, "expires_at": expires_at, "agent": agent.view() })))
+    Ok(Json(
+        json!({ "token": token, "expires_at": expires_at, "agent": agent.view() }),
+    ))
 }
 
-pub(super) async fn logout(State(app): State<AppState>, Agent(_, token): Agent) -> ApiResult<StatusCode> {
+pub(super) async fn logout(
+    State(app): State<AppState>,
+    Agent(_, token): Agent,
+) -> ApiResult<StatusCode> {
     app.hub.logout(&token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(super) async fn me(State(app): State<AppState>, Agent(actor, _): Agent) -> ApiResult<impl IntoResponse> {
-    let id = actor.agent_id().ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "not an agent"))?;
-    let agent = app.hub.store().agent(id)?.ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "not an agent"))?;
+pub(super) async fn me(
+    State(app): State<AppState>,
+    Agent(actor, _): Agent,
+) -> ApiResult<impl IntoResponse> {
+    let id = actor
+        .agent_id()
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "not an agent"))?;
+    let agent = app
+        .hub
+        .store()
+        .agent(id)?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "not an agent"))?;
     Ok(Json(agent.view()))
 }
 
@@ -123,12 +157,24 @@ pub(super) struct CustomerQuery {
 }
 
 fn customer_matches(c: &Customer, q: &CustomerQuery) -> bool {
-    let text = q.q.as_deref().map(str::to_lowercase).filter(|t| !t.is_empty());
+    let text =
+        q.q.as_deref()
+            .map(str::to_lowercase)
+            .filter(|t| !t.is_empty());
     let text_ok = text.is_none_or(|t| {
-        [&c.name, &c.email].iter().any(|f| f.as_deref().is_some_and(|v| v.to_lowercase().contains(&t)))
+        [&c.name, &c.email]
+            .iter()
+            .any(|f| f.as_deref().is_some_and(|v| v.to_lowercase().contains(&t)))
     });
-    let country_ok = q.country.as_deref().is_none_or(|k| c.country.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(k)));
-    let tag_ok = q.tag.as_deref().is_none_or(|t| c.tags.iter().any(|x| x == t));
+    let country_ok = q.country.as_deref().is_none_or(|k| {
+        c.country
+            .as_deref()
+            .is_some_and(|v| v.eq_ignore_ascii_case(k))
+    });
+    let tag_ok = q
+        .tag
+        .as_deref()
+        .is_none_or(|t| c.tags.iter().any(|x| x == t));
     text_ok && country_ok && tag_ok
 }
 
@@ -161,7 +207,11 @@ fn apply_customer_fields(c: &mut Customer, body: &Map<String, Value>) -> ApiResu
             Value::Null => None,
             Value::String(s) => Some(s.clone()),
             _ if k == "attributes" || k == "tags" => None,
-            _ => return Err(ApiError::bad_request(format!("{k} must be a string or null"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "{k} must be a string or null"
+                )))
+            }
         };
         crate::hub::check_field(k, text.as_deref())?;
         let slot = match k.as_str() {
@@ -171,21 +221,29 @@ fn apply_customer_fields(c: &mut Customer, body: &Map<String, Value>) -> ApiResu
             "company" => &mut c.company,
             "country" => &mut c.country,
             "attributes" => {
-                c.attributes = serde_json::from_value(v.clone()).map_err(|_| ApiError::bad_request("attributes must map strings to strings"))?;
+                c.attributes = serde_json::from_value(v.clone())
+                    .map_err(|_| ApiError::bad_request("attributes must map strings to strings"))?;
                 continue;
             }
             "tags" => {
-                c.tags = serde_json::from_value(v.clone()).map_err(|_| ApiError::bad_request("tags must be a list of strings"))?;
+                c.tags = serde_json::from_value(v.clone())
+                    .map_err(|_| ApiError::bad_request("tags must be a list of strings"))?;
                 continue;
             }
-            "id" | "first_seen" | "last_seen" | "external_id" | "last_page_url" | "user_agent" => continue,
+            "id" | "first_seen" | "last_seen" | "external_id" | "last_page_url" | "user_agent" => {
+                continue
+            }
             other => return Err(ApiError::bad_request(format!("unknown field {other}"))),
         };
         *slot = text;
     }
-    let too_big = c.attributes.len() > switchboard_protocol::limits::MAX_ATTRIBUTES || c.tags.len() > switchboard_protocol::limits::MAX_ATTRIBUTES;
+    let too_big = c.attributes.len() > switchboard_protocol::limits::MAX_ATTRIBUTES
+        || c.tags.len() > switchboard_protocol::limits::MAX_ATTRIBUTES;
     if too_big {
-        return Err(ApiError::new(ErrorCode::TooLarge, "too many attributes or tags"));
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            "too many attributes or tags",
+        ));
     }
     Ok(())
 }
@@ -204,10 +262,17 @@ pub(super) async fn create_customer(
 }
 
 fn customer_or_404(app: &AppState, id: u64) -> ApiResult<Customer> {
-    app.hub.store().customer(CustomerId(id))?.ok_or_else(|| ApiError::not_found("no such customer"))
+    app.hub
+        .store()
+        .customer(CustomerId(id))?
+        .ok_or_else(|| ApiError::not_found("no such customer"))
 }
 
-pub(super) async fn get_customer(State(app): State<AppState>, _: Agent, Path(id): Path<u64>) -> ApiResult<impl IntoResponse> {
+pub(super) async fn get_customer(
+    State(app): State<AppState>,
+    _: Agent,
+    Path(id): Path<u64>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(customer_or_404(&app, id)?))
 }
 
@@ -225,7 +290,11 @@ pub(super) async fn update_customer(
     Ok(Json(c))
 }
 
-pub(super) async fn delete_customer(State(app): State<AppState>, _: Agent, Path(id): Path<u64>) -> ApiResult<StatusCode> {
+pub(super) async fn delete_customer(
+    State(app): State<AppState>,
+    _: Agent,
+    Path(id): Path<u64>,
+) -> ApiResult<StatusCode> {
     app.hub.delete_customer(CustomerId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -253,7 +322,8 @@ pub(super) async fn list_conversations(
         let c = c?;
         let keep = q.status.is_none_or(|s| s == c.status)
             && q.agent_id.is_none_or(|a| c.agent_id == Some(AgentId(a)))
-            && q.customer_id.is_none_or(|id| c.customer_id == CustomerId(id));
+            && q.customer_id
+                .is_none_or(|id| c.customer_id == CustomerId(id));
         if keep {
             found.push(c);
         }
@@ -261,7 +331,10 @@ pub(super) async fn list_conversations(
     found.sort_by_key(|c| (std::cmp::Reverse(c.updated_at), std::cmp::Reverse(c.id)));
     let start = q.cursor.unwrap_or(0).min(found.len());
     let end = (start + limit).min(found.len());
-    let views = found[start..end].iter().map(|c| app.hub.view_record(c)).collect::<Result<Vec<_>, _>>()?;
+    let views = found[start..end]
+        .iter()
+        .map(|c| app.hub.view_record(c))
+        .collect::<Result<Vec<_>, _>>()?;
     let next = (end < found.len()).then(|| end.to_string());
     Ok(Json(json!({ "conversations": views, "next_cursor": next })))
 }
@@ -281,15 +354,32 @@ pub(super) async fn get_conversation(
 ) -> ApiResult<impl IntoResponse> {
     let Query(p) = query?;
     let id = ConversationId(id);
-    let record = app.hub.store().conversation(id)?.ok_or_else(|| ApiError::not_found("no such conversation"))?;
+    let record = app
+        .hub
+        .store()
+        .conversation(id)?
+        .ok_or_else(|| ApiError::not_found("no such conversation"))?;
     let view = app.hub.view_record(&record)?;
-    let page = app.hub.history(&actor, &History { conversation_id: id, before: p.before, after: p.after, limit: p.limit })?;
-    Ok(Json(json!({ "conversation": view, "messages": page.messages, "has_more": page.has_more })))
+    let page = app.hub.history(
+        &actor,
+        &History {
+            conversation_id: id,
+            before: p.before,
+            after: p.after,
+            limit: p.limit,
+        },
+    )?;
+    Ok(Json(
+        json!({ "conversation": view, "messages": page.messages, "has_more": page.has_more }),
+    ))
 }
 
 // ---- agents ----
 
-pub(super) async fn list_agents(State(app): State<AppState>, _: Admin) -> ApiResult<impl IntoResponse> {
+pub(super) async fn list_agents(
+    State(app): State<AppState>,
+    _: Admin,
+) -> ApiResult<impl IntoResponse> {
     let agents = app.hub.store().agents()?;
     let routing = app.hub.routing();
     let list: Vec<Value> = agents
@@ -297,7 +387,10 @@ pub(super) async fn list_agents(State(app): State<AppState>, _: Admin) -> ApiRes
         .map(|a| {
             let p = routing.presence(a.id);
             let mut v = serde_json::to_value(a.view()).unwrap_or_default();
-            v["status"] = json!(p.as_ref().map_or(switchboard_protocol::model::AgentStatus::Offline, |p| p.status));
+            v["status"] = json!(p
+                .as_ref()
+                .map_or(switchboard_protocol::model::AgentStatus::Offline, |p| p
+                    .status));
             v["active"] = json!(p.map_or(0, |p| p.active));
             v
         })
@@ -350,10 +443,21 @@ pub(super) async fn update_agent(
     body: Result<Json<UpdateAgent>, JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let Json(b) = body?;
-    if me.agent_id() == Some(AgentId(id)) && (b.disabled == Some(true) || b.role == Some(Role::Agent)) {
-        return Err(ApiError::new(ErrorCode::InvalidState, "you cannot disable or demote yourself"));
+    if me.agent_id() == Some(AgentId(id))
+        && (b.disabled == Some(true) || b.role == Some(Role::Agent))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidState,
+            "you cannot disable or demote yourself",
+        ));
     }
-    let changes = AgentChanges { name: b.name, role: b.role, capacity: b.capacity, password: b.password, disabled: b.disabled };
+    let changes = AgentChanges {
+        name: b.name,
+        role: b.role,
+        capacity: b.capacity,
+        password: b.password,
+        disabled: b.disabled,
+    };
     let agent = app.hub.update_agent(AgentId(id), changes).await?;
     Ok(Json(agent.view()))
 }

@@ -14,7 +14,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(message: &str) -> ApiError {
@@ -27,7 +30,9 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self.code {
-            ErrorCode::BadRequest | ErrorCode::UnknownType | ErrorCode::TooLarge => StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest | ErrorCode::UnknownType | ErrorCode::TooLarge => {
+                StatusCode::BAD_REQUEST
+            }
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,

@@ -35,15 +35,23 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/metrics", get(api::metrics))
         .route("/api/login", post(api::login))
         .route("/api/logout", post(api::logout))
         .route("/api/me", get(api::me))
-        .route("/api/customers", get(api::list_customers).post(api::create_customer))
+        .route(
+            "/api/customers",
+            get(api::list_customers).post(api::create_customer),
+        )
         .route(
             "/api/customers/{id}",
-            get(api::get_customer).patch(api::update_customer).delete(api::delete_customer),
+            get(api::get_customer)
+                .patch(api::update_customer)
+                .delete(api::delete_customer),
         )
         .route("/api/conversations", get(api::list_conversations))
         .route("/api/conversations/{id}", get(api::get_conversation))

@@ -28,13 +28,20 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
 /// origin (same host as the request), or one configured. No Origin header
 /// means a non-browser client, which cross-site hijacking cannot be.
 pub(super) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else { return true };
-    let Ok(origin) = origin.to_str() else { return false };
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
     let origin = origin.trim_end_matches('/').to_ascii_lowercase();
     if allowed.iter().any(|a| a == "*" || *a == origin) {
         return true;
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_ascii_lowercase);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase);
     let origin_host = origin.split_once("://").map(|(_, h)| h);
     host.is_some() && origin_host == host.as_deref()
 }
@@ -44,7 +51,9 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
     let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
     let is_upgrade = header_has(headers, header::CONNECTION, "upgrade")
         && header_has(headers, header::UPGRADE, "websocket")
-        && headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+        && headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13");
     let Some(key) = key.filter(|_| is_upgrade) else {
         return ApiError::bad_request("expected a WebSocket upgrade (version 13)").into_response();
     };
@@ -58,7 +67,10 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
         .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
         .collect();
     let chosen = Encoding::negotiate(offered.iter().map(String::as_str));
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let on_upgrade = hyper::upgrade::on(&mut req);
 
     let c = &app.config;
@@ -68,15 +80,35 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
         .max_write_buffer_size(c.max_write_buffer_bytes.max(c.write_buffer_bytes + 1))
         .max_message_size(Some(c.max_message_bytes))
         .max_frame_size(Some(c.max_message_bytes));
-    let timers = SessionTimers { hello: c.hello_timeout(), ping: c.ping_interval(), idle: c.idle_timeout() };
-    let (hub, shutdown, queue) = (app.hub.clone(), app.shutdown.child_token(), c.outbound_queue);
+    let timers = SessionTimers {
+        hello: c.hello_timeout(),
+        ping: c.ping_interval(),
+        idle: c.idle_timeout(),
+    };
+    let (hub, shutdown, queue) = (
+        app.hub.clone(),
+        app.shutdown.child_token(),
+        c.outbound_queue,
+    );
     app.sessions.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
         };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config)).await;
-        Session::new(hub, ws, chosen.unwrap_or_default(), queue, shutdown, timers, user_agent).run().await;
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
+                .await;
+        Session::new(
+            hub,
+            ws,
+            chosen.unwrap_or_default(),
+            queue,
+            shutdown,
+            timers,
+            user_agent,
+        )
+        .run()
+        .await;
     });
 
     let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
@@ -87,7 +119,10 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
     if let Some(enc) = chosen {
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(enc.subprotocol()));
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(enc.subprotocol()),
+        );
     }
     res
 }
@@ -109,11 +144,29 @@ mod tests {
     fn same_origin_configured_and_non_browser_pass_others_do_not() {
         let allowed = vec!["https://shop.example".to_string()];
         assert!(origin_allowed(&headers(None, "127.0.0.1:8080"), &allowed));
-        assert!(origin_allowed(&headers(Some("http://127.0.0.1:8080"), "127.0.0.1:8080"), &allowed));
-        assert!(origin_allowed(&headers(Some("https://SHOP.example/"), "127.0.0.1:8080"), &allowed));
-        assert!(!origin_allowed(&headers(Some("https://evil.example"), "127.0.0.1:8080"), &allowed));
-        assert!(!origin_allowed(&headers(Some("http://127.0.0.1:8081"), "127.0.0.1:8080"), &allowed));
-        assert!(!origin_allowed(&headers(Some("null"), "127.0.0.1:8080"), &allowed));
-        assert!(origin_allowed(&headers(Some("https://any.example"), "h"), &["*".to_string()]));
+        assert!(origin_allowed(
+            &headers(Some("http://127.0.0.1:8080"), "127.0.0.1:8080"),
+            &allowed
+        ));
+        assert!(origin_allowed(
+            &headers(Some("https://SHOP.example/"), "127.0.0.1:8080"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            &headers(Some("https://evil.example"), "127.0.0.1:8080"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            &headers(Some("http://127.0.0.1:8081"), "127.0.0.1:8080"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            &headers(Some("null"), "127.0.0.1:8080"),
+            &allowed
+        ));
+        assert!(origin_allowed(
+            &headers(Some("https://any.example"), "h"),
+            &["*".to_string()]
+        ));
     }
 }

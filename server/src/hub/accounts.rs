@@ -35,7 +35,9 @@ pub struct AgentChanges {
 
 fn check_password(p: &str) -> Result<()> {
     if p.chars().count() < MIN_PASSWORD {
-        return Err(HubError::BadRequest(format!("password must be at least {MIN_PASSWORD} characters")));
+        return Err(HubError::BadRequest(format!(
+            "password must be at least {MIN_PASSWORD} characters"
+        )));
     }
     Ok(())
 }
@@ -45,7 +47,10 @@ impl Hub {
     pub async fn login(&self, email: &str, password: &str) -> Result<(String, u64, AgentRecord)> {
         let agent = self.store().agent_by_email(email)?.filter(|a| !a.disabled);
         // Verify against a dummy hash when the email is unknown, so timing does not tell.
-        let phc = agent.as_ref().map(|a| a.password_hash.clone()).unwrap_or_else(dummy_hash);
+        let phc = agent
+            .as_ref()
+            .map(|a| a.password_hash.clone())
+            .unwrap_or_else(dummy_hash);
         let password = password.to_string();
         let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc))
             .await
@@ -54,7 +59,13 @@ impl Hub {
         let (token, hash) = auth::new_bearer_token();
         let ttl = u64::try_from(self.config().agent_token_ttl.as_millis()).unwrap_or(u64::MAX);
         let expires_at = now_ms().saturating_add(ttl);
-        self.store().put_token(&hash, &TokenRecord { agent_id: agent.id, expires_at })?;
+        self.store().put_token(
+            &hash,
+            &TokenRecord {
+                agent_id: agent.id,
+                expires_at,
+            },
+        )?;
         let permit = self.reserve().await?;
         self.sync(permit, Commit::default()).await?;
         Ok((token, expires_at, agent))
@@ -62,11 +73,18 @@ impl Hub {
 
     /// The agent a bearer token belongs to, if it is valid, unexpired and the account enabled.
     pub fn authenticate(&self, token: &str) -> Result<Actor> {
-        let record = self.store().token(&auth::token_hash(token))?.ok_or(HubError::Unauthorized)?;
+        let record = self
+            .store()
+            .token(&auth::token_hash(token))?
+            .ok_or(HubError::Unauthorized)?;
         if record.expires_at <= now_ms() {
             return Err(HubError::Unauthorized);
         }
-        let agent = self.store().agent(record.agent_id)?.filter(|a| !a.disabled).ok_or(HubError::Unauthorized)?;
+        let agent = self
+            .store()
+            .agent(record.agent_id)?
+            .filter(|a| !a.disabled)
+            .ok_or(HubError::Unauthorized)?;
         Ok(Actor::agent(agent.id, &agent.name, agent.role))
     }
 
@@ -92,12 +110,20 @@ impl Hub {
         let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
             .await
             .map_err(|_| HubError::ShuttingDown)?;
-        let mut record = AgentRecord::new(AgentId(self.store().next_id()?), &new.email, &new.name, &hash, new.role, new.capacity);
+        let mut record = AgentRecord::new(
+            AgentId(self.store().next_id()?),
+            &new.email,
+            &new.name,
+            &hash,
+            new.role,
+            new.capacity,
+        );
         record.created_at = now_ms();
         if !self.store().put_agent(&record)? {
             return Err(HubError::Conflict("an agent with that email exists"));
         }
-        self.routing().upsert_agent(record.id, &record.name, record.status, record.capacity);
+        self.routing()
+            .upsert_agent(record.id, &record.name, record.status, record.capacity);
         let permit = self.reserve().await?;
         self.sync(permit, Commit::default()).await?;
         Ok(record)
@@ -149,7 +175,12 @@ impl Hub {
         Ok(record)
     }
 
-    fn requeue(&self, routing: &mut super::routing::Routing, orphans: Vec<switchboard_protocol::ConversationId>, commit: &mut Commit) -> Result<()> {
+    fn requeue(
+        &self,
+        routing: &mut super::routing::Routing,
+        orphans: Vec<switchboard_protocol::ConversationId>,
+        commit: &mut Commit,
+    ) -> Result<()> {
         for id in orphans {
             let mut st = self.conversation(id)?;
             st.record.agent_id = None;
@@ -158,8 +189,19 @@ impl Hub {
             routing.enqueue(id, st.record.priority);
             self.store().put_conversation(&st.record)?;
             let position = routing.position(id);
-            let ev = ConversationEvent { event: ConversationEventKind::Queued, conversation: self.view(&st, position), by: None, from_agent: None };
-            commit.deliver_all([To::One(Participant::Visitor(st.record.customer_id)), To::Agents], ServerMessage::Conversation(ev));
+            let ev = ConversationEvent {
+                event: ConversationEventKind::Queued,
+                conversation: self.view(&st, position),
+                by: None,
+                from_agent: None,
+            };
+            commit.deliver_all(
+                [
+                    To::One(Participant::Visitor(st.record.customer_id)),
+                    To::Agents,
+                ],
+                ServerMessage::Conversation(ev),
+            );
         }
         self.drain_queue(routing, commit)
     }
@@ -172,7 +214,9 @@ impl Hub {
         {
             let mut routing = self.routing();
             for conv in self.store().customer_conversations(id)? {
-                let Some(st) = self.store().conversation(conv)? else { continue };
+                let Some(st) = self.store().conversation(conv)? else {
+                    continue;
+                };
                 if st.status == ConversationStatus::Assigned {
                     if let Some(a) = st.agent_id {
                         routing.release(conv, a);
@@ -185,12 +229,15 @@ impl Hub {
             self.store().delete_customer(&customer)?;
             self.drain_queue(&mut routing, &mut commit)?;
         }
-        self.broker().kill(Participant::Visitor(id), close::UNAUTHORIZED);
+        self.broker()
+            .kill(Participant::Visitor(id), close::UNAUTHORIZED);
         self.sync(permit, commit).await
     }
 }
 
 fn dummy_hash() -> String {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| auth::hash_password("not a real password")).clone()
+    DUMMY
+        .get_or_init(|| auth::hash_password("not a real password"))
+        .clone()
 }

@@ -40,7 +40,9 @@ pub struct KillSwitch {
 impl KillSwitch {
     /// The code the session was asked to close with, once it was.
     pub fn code(&self) -> Option<u16> {
-        self.token.is_cancelled().then(|| self.code.load(Ordering::Acquire))
+        self.token
+            .is_cancelled()
+            .then(|| self.code.load(Ordering::Acquire))
     }
 
     pub fn token(&self) -> &CancellationToken {
@@ -60,10 +62,21 @@ pub enum Offer {
 
 impl SessionHandle {
     /// A handle and the receiving end its session reads from.
-    pub fn new(id: u64, queue: usize) -> (SessionHandle, mpsc::Receiver<Outbound>, Arc<KillSwitch>) {
+    pub fn new(
+        id: u64,
+        queue: usize,
+    ) -> (SessionHandle, mpsc::Receiver<Outbound>, Arc<KillSwitch>) {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let kill = Arc::new(KillSwitch::default());
-        (SessionHandle { id, tx, kill: kill.clone() }, rx, kill)
+        (
+            SessionHandle {
+                id,
+                tx,
+                kill: kill.clone(),
+            },
+            rx,
+            kill,
+        )
     }
 
     /// Queues `msg` without waiting. A full queue means the reader is too
@@ -83,7 +96,10 @@ impl SessionHandle {
     /// Asks the session to close with `code` (the first code asked for wins).
     pub fn kill(&self, code: u16) {
         if !self.kill.token.is_cancelled() {
-            let _ = self.kill.code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+            let _ = self
+                .kill
+                .code
+                .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
             self.kill.token.cancel();
         }
     }
@@ -157,7 +173,11 @@ impl Broker for LocalBroker {
 
     fn publish(&self, who: Participant, msg: &Outbound) -> Published {
         // Clone the handles out so no shard lock is held while offering.
-        let handles = self.sessions.get(&who).map(|v| v.clone()).unwrap_or_default();
+        let handles = self
+            .sessions
+            .get(&who)
+            .map(|v| v.clone())
+            .unwrap_or_default();
         offer_all(&handles, msg)
     }
 
@@ -178,10 +198,12 @@ impl Broker for LocalBroker {
     }
 
     fn session_counts(&self) -> (usize, usize) {
-        self.sessions.iter().fold((0, 0), |(v, a), e| match e.key() {
-            Participant::Visitor(_) => (v + e.value().len(), a),
-            Participant::Agent(_) => (v, a + e.value().len()),
-        })
+        self.sessions
+            .iter()
+            .fold((0, 0), |(v, a), e| match e.key() {
+                Participant::Visitor(_) => (v + e.value().len(), a),
+                Participant::Agent(_) => (v, a + e.value().len()),
+            })
     }
 }
 
@@ -192,7 +214,10 @@ mod tests {
     use switchboard_protocol::ConversationId;
 
     fn msg() -> Outbound {
-        Arc::new(ServerMessage::QueuePosition(QueuePosition { conversation_id: ConversationId(1), position: 1 }))
+        Arc::new(ServerMessage::QueuePosition(QueuePosition {
+            conversation_id: ConversationId(1),
+            position: 1,
+        }))
     }
 
     #[test]
@@ -225,7 +250,13 @@ mod tests {
         b.subscribe(v, fast);
         b.publish(v, &msg());
         let p = b.publish(v, &msg());
-        assert_eq!(p, Published { queued: 1, cut_off: 1 });
+        assert_eq!(
+            p,
+            Published {
+                queued: 1,
+                cut_off: 1
+            }
+        );
         assert_eq!(kill.code(), Some(close::SLOW_CONSUMER));
         assert_eq!(fast_kill.code(), None);
         assert!(rf.try_recv().is_ok() && rf.try_recv().is_ok());

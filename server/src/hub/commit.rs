@@ -49,7 +49,8 @@ impl Commit {
     /// Delivers the same message to several participants (encoded once, shared).
     pub(crate) fn deliver_all(&mut self, to: impl IntoIterator<Item = To>, msg: ServerMessage) {
         let msg = Arc::new(msg);
-        self.deliveries.extend(to.into_iter().map(|t| (t, msg.clone())));
+        self.deliveries
+            .extend(to.into_iter().map(|t| (t, msg.clone())));
     }
 }
 
@@ -77,7 +78,9 @@ fn run(mut rx: mpsc::Receiver<Job>, store: &Store, broker: &dyn Broker, metrics:
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     while !stopping {
-        let Some(first) = rx.blocking_recv() else { break };
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
         for job in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
             match job {
                 Job::Commit(c) => batch.push(c),

@@ -13,9 +13,9 @@
 //! conversation is still locked, so commits of one conversation reach the
 //! committer in sequence order.
 
+pub mod accounts;
 pub mod broker;
 pub(crate) mod commit;
-pub mod accounts;
 mod ops;
 pub(crate) mod routing;
 
@@ -53,17 +53,33 @@ pub struct Actor {
 
 impl Actor {
     pub fn visitor(id: CustomerId, name: Option<String>) -> Actor {
-        Actor { who: Participant::Visitor(id), name: name.unwrap_or_default(), role: None }
+        Actor {
+            who: Participant::Visitor(id),
+            name: name.unwrap_or_default(),
+            role: None,
+        }
     }
 
     pub fn agent(id: AgentId, name: &str, role: Role) -> Actor {
-        Actor { who: Participant::Agent(id), name: name.to_string(), role: Some(role) }
+        Actor {
+            who: Participant::Agent(id),
+            name: name.to_string(),
+            role: Some(role),
+        }
     }
 
     pub fn author(&self) -> Author {
         match self.who {
-            Participant::Visitor(c) => Author { kind: AuthorKind::Visitor, id: c.0, name: self.name.clone() },
-            Participant::Agent(a) => Author { kind: AuthorKind::Agent, id: a.0, name: self.name.clone() },
+            Participant::Visitor(c) => Author {
+                kind: AuthorKind::Visitor,
+                id: c.0,
+                name: self.name.clone(),
+            },
+            Participant::Agent(a) => Author {
+                kind: AuthorKind::Agent,
+                id: a.0,
+                name: self.name.clone(),
+            },
         }
     }
 
@@ -160,10 +176,20 @@ struct Shared {
 
 impl Hub {
     /// Loads open conversations and agents from the store and starts the committer.
-    pub fn start(store: Store, broker: Arc<dyn Broker>, config: HubConfig, metrics: Arc<Metrics>) -> Result<Hub> {
+    pub fn start(
+        store: Store,
+        broker: Arc<dyn Broker>,
+        config: HubConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Hub> {
         let secret = store.visitor_secret()?;
         let ttl = config.visitor_token_ttl.as_secs();
-        let (commits, thread) = commit::spawn(store.clone(), broker.clone(), metrics.clone(), config.commit_queue);
+        let (commits, thread) = commit::spawn(
+            store.clone(),
+            broker.clone(),
+            metrics.clone(),
+            config.commit_queue,
+        );
         let hub = Hub {
             shared: Arc::new(Shared {
                 store,
@@ -195,11 +221,17 @@ impl Hub {
             }
             match (c.status, c.agent_id) {
                 (ConversationStatus::Assigned, Some(agent)) => routing.assign(c.id, agent),
-                (ConversationStatus::Queued, _) => queued.push((c.queued_at.unwrap_or(c.created_at), c.id, c.priority)),
+                (ConversationStatus::Queued, _) => {
+                    queued.push((c.queued_at.unwrap_or(c.created_at), c.id, c.priority))
+                }
                 _ => {}
             }
             let last_seq = self.store().last_seq(c.id)?;
-            let state = ConvState { record: c, last_seq, durable_seq: Arc::new(AtomicU64::new(last_seq)) };
+            let state = ConvState {
+                record: c,
+                last_seq,
+                durable_seq: Arc::new(AtomicU64::new(last_seq)),
+            };
             self.shared.conversations.insert(state.record.id, state);
         }
         queued.sort();
@@ -232,17 +264,35 @@ impl Hub {
     pub(crate) fn routing(&self) -> MutexGuard<'_, Routing> {
         // A panic while routing is held leaves it consistent enough to go on:
         // every mutation is a single insert/remove.
-        self.shared.routing.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared
+            .routing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// A fresh session id and outbound queue.
-    pub fn new_session(&self, queue: usize) -> (SessionHandle, mpsc::Receiver<broker::Outbound>, Arc<broker::KillSwitch>) {
-        SessionHandle::new(self.shared.next_session.fetch_add(1, Ordering::Relaxed), queue)
+    pub fn new_session(
+        &self,
+        queue: usize,
+    ) -> (
+        SessionHandle,
+        mpsc::Receiver<broker::Outbound>,
+        Arc<broker::KillSwitch>,
+    ) {
+        SessionHandle::new(
+            self.shared.next_session.fetch_add(1, Ordering::Relaxed),
+            queue,
+        )
     }
 
     /// Reserves room in the commit queue (backpressure) before any lock is taken.
     pub(crate) async fn reserve(&self) -> Result<mpsc::OwnedPermit<Job>> {
-        self.shared.commits.clone().reserve_owned().await.map_err(|_| HubError::ShuttingDown)
+        self.shared
+            .commits
+            .clone()
+            .reserve_owned()
+            .await
+            .map_err(|_| HubError::ShuttingDown)
     }
 
     /// Queues a commit without waiting; used where the caller holds a permit.
@@ -251,7 +301,11 @@ impl Hub {
     }
 
     /// Waits until everything queued so far is durable (REST writes).
-    pub(crate) async fn sync(&self, permit: mpsc::OwnedPermit<Job>, mut commit: Commit) -> Result<()> {
+    pub(crate) async fn sync(
+        &self,
+        permit: mpsc::OwnedPermit<Job>,
+        mut commit: Commit,
+    ) -> Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         commit.done = Some(tx);
         Hub::send(permit, commit);
@@ -263,13 +317,20 @@ impl Hub {
     }
 
     /// The in-memory state of a conversation, loaded from the store if needed.
-    pub(crate) fn conversation(&self, id: ConversationId) -> Result<RefMut<'_, ConversationId, ConvState>> {
+    pub(crate) fn conversation(
+        &self,
+        id: ConversationId,
+    ) -> Result<RefMut<'_, ConversationId, ConvState>> {
         if let Some(c) = self.shared.conversations.get_mut(&id) {
             return Ok(c);
         }
         let record = self.store().conversation(id)?.ok_or(HubError::NotFound)?;
         let last_seq = self.store().last_seq(id)?;
-        let state = ConvState { record, last_seq, durable_seq: Arc::new(AtomicU64::new(last_seq)) };
+        let state = ConvState {
+            record,
+            last_seq,
+            durable_seq: Arc::new(AtomicU64::new(last_seq)),
+        };
         Ok(self.shared.conversations.entry(id).or_insert(state))
     }
 
@@ -279,7 +340,11 @@ impl Hub {
 
     /// Counts of in-memory open conversations by status (for metrics).
     pub fn open_counts(&self) -> [(ConversationStatus, usize); 3] {
-        let mut counts = [(ConversationStatus::Bot, 0), (ConversationStatus::Queued, 0), (ConversationStatus::Assigned, 0)];
+        let mut counts = [
+            (ConversationStatus::Bot, 0),
+            (ConversationStatus::Queued, 0),
+            (ConversationStatus::Assigned, 0),
+        ];
         for c in self.shared.conversations.iter() {
             if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == c.record.status) {
                 slot.1 += 1;
@@ -291,7 +356,12 @@ impl Hub {
     /// The wire view of a conversation.
     pub(crate) fn view(&self, st: &ConvState, queue_position: Option<u32>) -> ConversationView {
         let r = &st.record;
-        let customer_name = self.store().customer(r.customer_id).ok().flatten().and_then(|c| c.name);
+        let customer_name = self
+            .store()
+            .customer(r.customer_id)
+            .ok()
+            .flatten()
+            .and_then(|c| c.name);
         ConversationView {
             id: r.id,
             customer_id: r.customer_id,
@@ -328,14 +398,23 @@ impl Hub {
         if self.shared.conversations.contains_key(&r.id) {
             return self.view_of(r.id);
         }
-        let st = ConvState { record: r.clone(), last_seq: self.store().last_seq(r.id)?, durable_seq: Default::default() };
+        let st = ConvState {
+            record: r.clone(),
+            last_seq: self.store().last_seq(r.id)?,
+            durable_seq: Default::default(),
+        };
         Ok(self.view(&st, None))
     }
 
     /// Stops the committer after everything queued so far, and waits for its last flush.
     pub async fn shutdown(&self) {
         let _ = self.shared.commits.send(Job::Stop).await;
-        let thread = self.shared.committer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let thread = self
+            .shared
+            .committer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(t) = thread {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }

@@ -8,15 +8,15 @@ use super::{audience, now_ms, Actor, ConvState, Hub, HubError, Result};
 use crate::store::{Customer, StoredConversation};
 use switchboard_protocol::client::{History, Identify, Rate, SendMessage, VisitorHello};
 use switchboard_protocol::limits::{
-    DEFAULT_HISTORY_PAGE, MAX_ATTRIBUTES, MAX_CLIENT_ID_BYTES, MAX_COMMENT_CHARS, MAX_FIELD_BYTES, MAX_HISTORY_PAGE,
-    MAX_TEXT_CHARS,
+    DEFAULT_HISTORY_PAGE, MAX_ATTRIBUTES, MAX_CLIENT_ID_BYTES, MAX_COMMENT_CHARS, MAX_FIELD_BYTES,
+    MAX_HISTORY_PAGE, MAX_TEXT_CHARS,
 };
 use switchboard_protocol::model::{
     AgentStatus, Analysis, Author, AuthorKind, ConversationStatus, Message, Rating,
 };
 use switchboard_protocol::server::{
-    Ack, AgentWelcome, ConversationEvent, ConversationEventKind, HistoryPage, QueuePosition, ReadEvent,
-    TypingEvent, VisitorWelcome,
+    Ack, AgentWelcome, ConversationEvent, ConversationEventKind, HistoryPage, QueuePosition,
+    ReadEvent, TypingEvent, VisitorWelcome,
 };
 use switchboard_protocol::{AgentId, ConversationId, CustomerId, MessageId, ServerMessage};
 
@@ -30,14 +30,18 @@ fn check_text(text: &str) -> Result<()> {
         return Err(HubError::BadRequest("text is empty".into()));
     }
     if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(HubError::TooLarge(format!("text is longer than {MAX_TEXT_CHARS} characters")));
+        return Err(HubError::TooLarge(format!(
+            "text is longer than {MAX_TEXT_CHARS} characters"
+        )));
     }
     Ok(())
 }
 
 fn check_client_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES {
-        return Err(HubError::BadRequest(format!("client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes")));
+        return Err(HubError::BadRequest(format!(
+            "client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"
+        )));
     }
     Ok(())
 }
@@ -45,9 +49,9 @@ fn check_client_id(id: &str) -> Result<()> {
 /// Checks an optional profile field's length.
 pub(crate) fn check_field(name: &str, value: Option<&str>) -> Result<()> {
     match value {
-        Some(v) if v.len() > MAX_FIELD_BYTES => {
-            Err(HubError::TooLarge(format!("{name} is longer than {MAX_FIELD_BYTES} bytes")))
-        }
+        Some(v) if v.len() > MAX_FIELD_BYTES => Err(HubError::TooLarge(format!(
+            "{name} is longer than {MAX_FIELD_BYTES} bytes"
+        ))),
         _ => Ok(()),
     }
 }
@@ -58,7 +62,13 @@ fn watchers(r: &StoredConversation) -> [To; 2] {
 }
 
 impl Hub {
-    fn event(&self, st: &ConvState, kind: ConversationEventKind, by: Option<Author>, position: Option<u32>) -> ServerMessage {
+    fn event(
+        &self,
+        st: &ConvState,
+        kind: ConversationEventKind,
+        by: Option<Author>,
+        position: Option<u32>,
+    ) -> ServerMessage {
         ServerMessage::Conversation(ConversationEvent {
             event: kind,
             conversation: self.view(st, position),
@@ -80,15 +90,19 @@ impl Hub {
     fn authorize_write(actor: &Actor, r: &StoredConversation) -> Result<()> {
         Self::authorize_read(actor, r)?;
         match actor.who {
-            Participant::Agent(a) if r.agent_id != Some(a) && !actor.is_admin() => {
-                Err(HubError::Forbidden("this conversation is not assigned to you"))
-            }
+            Participant::Agent(a) if r.agent_id != Some(a) && !actor.is_admin() => Err(
+                HubError::Forbidden("this conversation is not assigned to you"),
+            ),
             _ => Ok(()),
         }
     }
 
     /// The conversation a visitor's send goes to: the one named (if theirs) or their newest.
-    fn visitor_target(&self, customer: CustomerId, named: Option<ConversationId>) -> Result<Option<ConversationId>> {
+    fn visitor_target(
+        &self,
+        customer: CustomerId,
+        named: Option<ConversationId>,
+    ) -> Result<Option<ConversationId>> {
         match named {
             Some(id) => {
                 let st = self.conversation(id)?;
@@ -97,14 +111,28 @@ impl Hub {
                 }
                 Ok(Some(id))
             }
-            None => Ok(self.store().customer_conversations(customer)?.last().copied()),
+            None => Ok(self
+                .store()
+                .customer_conversations(customer)?
+                .last()
+                .copied()),
         }
     }
 
     /// Sends a conversation to an agent (preferring `prefer` if they are online with room) or to the queue.
-    fn route(&self, routing: &mut Routing, st: &mut ConvState, prefer: Option<AgentId>, commit: &mut Commit) {
+    fn route(
+        &self,
+        routing: &mut Routing,
+        st: &mut ConvState,
+        prefer: Option<AgentId>,
+        commit: &mut Commit,
+    ) {
         let id = st.record.id;
-        let available = |a: &AgentId| routing.agent(*a).is_some_and(|l| l.status() == AgentStatus::Online && l.free() > 0);
+        let available = |a: &AgentId| {
+            routing
+                .agent(*a)
+                .is_some_and(|l| l.status() == AgentStatus::Online && l.free() > 0)
+        };
         let chosen = prefer.filter(available).or_else(|| routing.pick_agent());
         let now = now_ms();
         st.record.updated_at = now;
@@ -114,7 +142,10 @@ impl Hub {
                 st.record.status = ConversationStatus::Assigned;
                 st.record.agent_id = Some(agent);
                 st.record.queued_at = None;
-                commit.deliver_all(watchers(&st.record), self.event(st, ConversationEventKind::Assigned, None, None));
+                commit.deliver_all(
+                    watchers(&st.record),
+                    self.event(st, ConversationEventKind::Assigned, None, None),
+                );
             }
             None => {
                 routing.enqueue(id, st.record.priority);
@@ -122,7 +153,10 @@ impl Hub {
                 st.record.agent_id = None;
                 st.record.queued_at = Some(now);
                 let position = routing.position(id);
-                commit.deliver_all(watchers(&st.record), self.event(st, ConversationEventKind::Queued, None, position));
+                commit.deliver_all(
+                    watchers(&st.record),
+                    self.event(st, ConversationEventKind::Queued, None, position),
+                );
             }
         }
     }
@@ -130,11 +164,16 @@ impl Hub {
     /// Tells every waiting visitor their place in the queue.
     fn announce_queue(&self, routing: &Routing, commit: &mut Commit) {
         for (i, id) in routing.queue().enumerate() {
-            let Ok(st) = self.conversation(id) else { continue };
+            let Ok(st) = self.conversation(id) else {
+                continue;
+            };
             let position = u32::try_from(i + 1).unwrap_or(u32::MAX);
             commit.deliver(
                 To::One(Participant::Visitor(st.record.customer_id)),
-                ServerMessage::QueuePosition(QueuePosition { conversation_id: id, position }),
+                ServerMessage::QueuePosition(QueuePosition {
+                    conversation_id: id,
+                    position,
+                }),
             );
         }
     }
@@ -152,14 +191,21 @@ impl Hub {
             st.record.queued_at = None;
             st.record.updated_at = now_ms();
             self.store().put_conversation(&st.record)?;
-            commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Assigned, None, None));
+            commit.deliver_all(
+                watchers(&st.record),
+                self.event(&st, ConversationEventKind::Assigned, None, None),
+            );
         }
         self.announce_queue(routing, commit);
         Ok(())
     }
 
     /// Starts a conversation for `customer` and routes it.
-    fn start_conversation(&self, customer: CustomerId, commit: &mut Commit) -> Result<ConversationId> {
+    fn start_conversation(
+        &self,
+        customer: CustomerId,
+        commit: &mut Commit,
+    ) -> Result<ConversationId> {
         let id = ConversationId(self.store().next_id()?);
         let mut st = ConvState {
             record: StoredConversation::new(id, customer, now_ms()),
@@ -167,7 +213,10 @@ impl Hub {
             durable_seq: Default::default(),
         };
         let mut routing = self.routing();
-        commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Created, None, None));
+        commit.deliver_all(
+            watchers(&st.record),
+            self.event(&st, ConversationEventKind::Created, None, None),
+        );
         self.route(&mut routing, &mut st, None, commit);
         self.store().put_conversation(&st.record)?;
         self.store().link_conversation(customer, id)?;
@@ -184,7 +233,15 @@ impl Hub {
         }
         let previous = st.record.agent_id;
         st.record.closed_at = None;
-        commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Reopened, Some(by.author()), None));
+        commit.deliver_all(
+            watchers(&st.record),
+            self.event(
+                &st,
+                ConversationEventKind::Reopened,
+                Some(by.author()),
+                None,
+            ),
+        );
         self.route(&mut routing, &mut st, previous, commit);
         self.store().put_conversation(&st.record)?;
         Ok(())
@@ -192,7 +249,13 @@ impl Hub {
 
     /// Posts a message. The ack reaches `origin` once it is durable; a resent
     /// `client_id` is acknowledged again with the ids it was first stored under.
-    pub async fn send_message(&self, actor: &Actor, origin: Option<&SessionHandle>, m: SendMessage, analysis: Option<Analysis>) -> Result<Message> {
+    pub async fn send_message(
+        &self,
+        actor: &Actor,
+        origin: Option<&SessionHandle>,
+        m: SendMessage,
+        analysis: Option<Analysis>,
+    ) -> Result<Message> {
         check_text(&m.text)?;
         check_client_id(&m.client_id)?;
         let permit = self.reserve().await?;
@@ -209,7 +272,9 @@ impl Hub {
                 None => self.start_conversation(c, &mut commit)?,
             },
             (Participant::Agent(_), Some(id)) => id,
-            (Participant::Agent(_), None) => return Err(HubError::BadRequest("conversation_id is required".into())),
+            (Participant::Agent(_), None) => {
+                return Err(HubError::BadRequest("conversation_id is required".into()))
+            }
         };
         let mut st = self.conversation(id)?;
         Self::authorize_write(actor, &st.record)?;
@@ -272,7 +337,11 @@ impl Hub {
         };
         drop(st);
         if let Some(to) = other {
-            let msg = ServerMessage::Typing(TypingEvent { conversation_id: id, author: actor.author(), typing });
+            let msg = ServerMessage::Typing(TypingEvent {
+                conversation_id: id,
+                author: actor.author(),
+                typing,
+            });
             self.broker().publish(to, &std::sync::Arc::new(msg));
         }
         Ok(())
@@ -294,7 +363,14 @@ impl Hub {
         *slot = seq;
         self.store().put_conversation(&st.record)?;
         let mut commit = Commit::default();
-        commit.deliver_all(audience(&st.record), ServerMessage::Read(ReadEvent { conversation_id: id, reader, seq }));
+        commit.deliver_all(
+            audience(&st.record),
+            ServerMessage::Read(ReadEvent {
+                conversation_id: id,
+                reader,
+                seq,
+            }),
+        );
         Hub::send(permit, commit);
         Ok(())
     }
@@ -305,12 +381,20 @@ impl Hub {
         Self::authorize_read(actor, &st.record)?;
         let durable = st.durable_seq.load(std::sync::atomic::Ordering::Acquire);
         drop(st);
-        let limit = h.limit.unwrap_or(DEFAULT_HISTORY_PAGE).clamp(1, MAX_HISTORY_PAGE);
+        let limit = h
+            .limit
+            .unwrap_or(DEFAULT_HISTORY_PAGE)
+            .clamp(1, MAX_HISTORY_PAGE);
         let want = usize::try_from(limit).unwrap_or(usize::MAX);
         let id = h.conversation_id;
         let (mut messages, has_more) = match h.after {
             Some(after) => {
-                let mut m = self.store().messages_between(id, after.saturating_add(1), durable, want + 1)?;
+                let mut m = self.store().messages_between(
+                    id,
+                    after.saturating_add(1),
+                    durable,
+                    want + 1,
+                )?;
                 let more = m.len() > want;
                 m.truncate(want);
                 (m, more)
@@ -326,27 +410,43 @@ impl Hub {
             }
         };
         messages.retain(|m| m.seq <= durable);
-        Ok(HistoryPage { conversation_id: id, messages, has_more })
+        Ok(HistoryPage {
+            conversation_id: id,
+            messages,
+            has_more,
+        })
     }
 
     /// Messages after `last_seq` up to what is durable, for a resuming session.
-    pub fn resume_from(&self, actor: &Actor, id: ConversationId, last_seq: u64) -> Result<Vec<Message>> {
+    pub fn resume_from(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        last_seq: u64,
+    ) -> Result<Vec<Message>> {
         let st = self.conversation(id)?;
         Self::authorize_read(actor, &st.record)?;
         let durable = st.durable_seq.load(std::sync::atomic::Ordering::Acquire);
         drop(st);
-        Ok(self.store().messages_between(id, last_seq.saturating_add(1), durable, usize::MAX)?)
+        Ok(self
+            .store()
+            .messages_between(id, last_seq.saturating_add(1), durable, usize::MAX)?)
     }
 
     /// Agent takes a waiting conversation.
     pub async fn claim(&self, actor: &Actor, id: ConversationId) -> Result<()> {
-        let me = actor.agent_id().ok_or(HubError::Forbidden("only agents claim conversations"))?;
+        let me = actor
+            .agent_id()
+            .ok_or(HubError::Forbidden("only agents claim conversations"))?;
         let permit = self.reserve().await?;
         let mut commit = Commit::default();
         let mut routing = self.routing();
         {
             let mut st = self.conversation(id)?;
-            if !matches!(st.record.status, ConversationStatus::Queued | ConversationStatus::Bot) {
+            if !matches!(
+                st.record.status,
+                ConversationStatus::Queued | ConversationStatus::Bot
+            ) {
                 return Err(HubError::InvalidState("the conversation is not waiting"));
             }
             routing.assign(id, me);
@@ -355,7 +455,15 @@ impl Hub {
             st.record.queued_at = None;
             st.record.updated_at = now_ms();
             self.store().put_conversation(&st.record)?;
-            commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Assigned, Some(actor.author()), None));
+            commit.deliver_all(
+                watchers(&st.record),
+                self.event(
+                    &st,
+                    ConversationEventKind::Assigned,
+                    Some(actor.author()),
+                    None,
+                ),
+            );
         }
         self.announce_queue(&routing, &mut commit);
         Hub::send(permit, commit);
@@ -364,7 +472,9 @@ impl Hub {
 
     /// Hands a conversation to another agent.
     pub async fn transfer(&self, actor: &Actor, id: ConversationId, to: AgentId) -> Result<()> {
-        actor.agent_id().ok_or(HubError::Forbidden("only agents transfer conversations"))?;
+        actor
+            .agent_id()
+            .ok_or(HubError::Forbidden("only agents transfer conversations"))?;
         let permit = self.reserve().await?;
         let mut commit = Commit::default();
         let mut routing = self.routing();
@@ -375,11 +485,15 @@ impl Hub {
             let mut st = self.conversation(id)?;
             Self::authorize_write(actor, &st.record)?;
             if st.record.status != ConversationStatus::Assigned {
-                return Err(HubError::InvalidState("only an assigned conversation can be transferred"));
+                return Err(HubError::InvalidState(
+                    "only an assigned conversation can be transferred",
+                ));
             }
             let from = st.record.agent_id;
             if from == Some(to) {
-                return Err(HubError::InvalidState("the conversation is already with that agent"));
+                return Err(HubError::InvalidState(
+                    "the conversation is already with that agent",
+                ));
             }
             if let Some(f) = from {
                 routing.release(id, f);
@@ -391,7 +505,12 @@ impl Hub {
             let mut to_all = watchers(&st.record).to_vec();
             // The previous agent is among "all agents" only while connected; tell them anyway.
             to_all.retain(|t| !matches!(t, To::One(Participant::Agent(_))));
-            let ServerMessage::Conversation(mut ev) = self.event(&st, ConversationEventKind::Transferred, Some(actor.author()), None) else {
+            let ServerMessage::Conversation(mut ev) = self.event(
+                &st,
+                ConversationEventKind::Transferred,
+                Some(actor.author()),
+                None,
+            ) else {
                 unreachable!("event() builds a conversation event")
             };
             ev.from_agent = from;
@@ -410,14 +529,21 @@ impl Hub {
         let was_queued;
         {
             let mut st = self.conversation(id)?;
-            let waiting = matches!(st.record.status, ConversationStatus::Queued | ConversationStatus::Bot);
+            let waiting = matches!(
+                st.record.status,
+                ConversationStatus::Queued | ConversationStatus::Bot
+            );
             if !(waiting && actor.agent_id().is_some()) {
                 Self::authorize_write(actor, &st.record)?;
             }
             if !st.record.is_open() {
                 return Err(HubError::InvalidState("the conversation is already closed"));
             }
-            if let Some(a) = st.record.agent_id.filter(|_| st.record.status == ConversationStatus::Assigned) {
+            if let Some(a) = st
+                .record
+                .agent_id
+                .filter(|_| st.record.status == ConversationStatus::Assigned)
+            {
                 routing.release(id, a);
             }
             was_queued = routing.remove_from_queue(id);
@@ -428,7 +554,15 @@ impl Hub {
             st.record.queued_at = None;
             st.record.bot_answers_in_a_row = 0;
             self.store().put_conversation(&st.record)?;
-            commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Closed, Some(actor.author()), None));
+            commit.deliver_all(
+                watchers(&st.record),
+                self.event(
+                    &st,
+                    ConversationEventKind::Closed,
+                    Some(actor.author()),
+                    None,
+                ),
+            );
         }
         if was_queued {
             self.announce_queue(&routing, &mut commit);
@@ -439,7 +573,12 @@ impl Hub {
     }
 
     /// Visitor asks for a person: a conversation the bot has goes to the queue.
-    pub async fn handoff(&self, actor: &Actor, id: ConversationId, priority_boost: i32) -> Result<()> {
+    pub async fn handoff(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        priority_boost: i32,
+    ) -> Result<()> {
         let permit = self.reserve().await?;
         let mut commit = Commit::default();
         let mut routing = self.routing();
@@ -463,8 +602,13 @@ impl Hub {
         if !(1..=5).contains(&r.score) {
             return Err(HubError::BadRequest("score must be 1 to 5".into()));
         }
-        if r.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
-            return Err(HubError::TooLarge(format!("comment is longer than {MAX_COMMENT_CHARS} characters")));
+        if r.comment
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
+        {
+            return Err(HubError::TooLarge(format!(
+                "comment is longer than {MAX_COMMENT_CHARS} characters"
+            )));
         }
         let permit = self.reserve().await?;
         let mut st = self.conversation(r.conversation_id)?;
@@ -472,13 +616,27 @@ impl Hub {
             return Err(HubError::NotFound);
         }
         if st.record.is_open() {
-            return Err(HubError::InvalidState("only a closed conversation can be rated"));
+            return Err(HubError::InvalidState(
+                "only a closed conversation can be rated",
+            ));
         }
         let comment = r.comment.filter(|c| !c.trim().is_empty());
-        st.record.rating = Some(Rating { score: r.score, comment, rated_at: now_ms() });
+        st.record.rating = Some(Rating {
+            score: r.score,
+            comment,
+            rated_at: now_ms(),
+        });
         self.store().put_conversation(&st.record)?;
         let mut commit = Commit::default();
-        commit.deliver_all(watchers(&st.record), self.event(&st, ConversationEventKind::Rated, Some(actor.author()), None));
+        commit.deliver_all(
+            watchers(&st.record),
+            self.event(
+                &st,
+                ConversationEventKind::Rated,
+                Some(actor.author()),
+                None,
+            ),
+        );
         Hub::send(permit, commit);
         Ok(())
     }
@@ -486,7 +644,9 @@ impl Hub {
     /// Agent changes their availability.
     pub async fn set_status(&self, actor: &Actor, status: AgentStatus) -> Result<()> {
         if status == AgentStatus::Offline {
-            return Err(HubError::BadRequest("choose online or away; offline is when you disconnect".into()));
+            return Err(HubError::BadRequest(
+                "choose online or away; offline is when you disconnect".into(),
+            ));
         }
         self.update_agent_load(actor, |rec, load| {
             rec.status = status;
@@ -498,7 +658,9 @@ impl Hub {
     /// Agent changes how many conversations they take at once.
     pub async fn set_capacity(&self, actor: &Actor, capacity: u32) -> Result<()> {
         if capacity > MAX_CAPACITY {
-            return Err(HubError::BadRequest(format!("capacity must be at most {MAX_CAPACITY}")));
+            return Err(HubError::BadRequest(format!(
+                "capacity must be at most {MAX_CAPACITY}"
+            )));
         }
         self.update_agent_load(actor, |rec, load| {
             rec.capacity = capacity;
@@ -512,7 +674,9 @@ impl Hub {
         actor: &Actor,
         change: impl FnOnce(&mut crate::store::AgentRecord, &mut super::routing::AgentLoad),
     ) -> Result<()> {
-        let me = actor.agent_id().ok_or(HubError::Forbidden("only agents have a status"))?;
+        let me = actor
+            .agent_id()
+            .ok_or(HubError::Forbidden("only agents have a status"))?;
         let permit = self.reserve().await?;
         let mut commit = Commit::default();
         let mut routing = self.routing();
@@ -533,14 +697,27 @@ impl Hub {
         let Participant::Visitor(id) = actor.who else {
             return Err(HubError::Forbidden("only visitors identify"));
         };
-        for (name, v) in [("user_id", &i.user_id), ("name", &i.name), ("email", &i.email), ("phone", &i.phone), ("company", &i.company)] {
+        for (name, v) in [
+            ("user_id", &i.user_id),
+            ("name", &i.name),
+            ("email", &i.email),
+            ("phone", &i.phone),
+            ("company", &i.company),
+        ] {
             check_field(name, v.as_deref())?;
         }
-        if i.attributes.len() > MAX_ATTRIBUTES || i.attributes.iter().any(|(k, v)| k.len() > MAX_FIELD_BYTES || v.len() > MAX_FIELD_BYTES) {
+        if i.attributes.len() > MAX_ATTRIBUTES
+            || i.attributes
+                .iter()
+                .any(|(k, v)| k.len() > MAX_FIELD_BYTES || v.len() > MAX_FIELD_BYTES)
+        {
             return Err(HubError::TooLarge("too many or too long attributes".into()));
         }
         let permit = self.reserve().await?;
-        let mut c = self.store().customer(id)?.unwrap_or_else(|| Customer::new(id, now_ms()));
+        let mut c = self
+            .store()
+            .customer(id)?
+            .unwrap_or_else(|| Customer::new(id, now_ms()));
         let set = |slot: &mut Option<String>, v: Option<String>| {
             if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
                 *slot = Some(v);
@@ -562,12 +739,19 @@ impl Hub {
     }
 
     /// Authenticates a visitor hello; creates the visitor when there is no token.
-    pub fn visitor_hello(&self, hello: &VisitorHello, user_agent: Option<&str>) -> Result<(Actor, VisitorWelcome)> {
+    pub fn visitor_hello(
+        &self,
+        hello: &VisitorHello,
+        user_agent: Option<&str>,
+    ) -> Result<(Actor, VisitorWelcome)> {
         check_field("page_url", hello.page_url.as_deref())?;
         let now = now_ms();
         let mut customer = match &hello.token {
             Some(token) => {
-                let id = self.visitor_tokens().verify(token, now / 1000).map_err(|_| HubError::Unauthorized)?;
+                let id = self
+                    .visitor_tokens()
+                    .verify(token, now / 1000)
+                    .map_err(|_| HubError::Unauthorized)?;
                 // A valid token for a deleted customer is refused: the visitor starts anew.
                 self.store().customer(id)?.ok_or(HubError::Unauthorized)?
             }
@@ -594,9 +778,17 @@ impl Hub {
     }
 
     /// A customer's newest conversations, newest first.
-    pub fn customer_views(&self, customer: CustomerId, limit: usize) -> Result<Vec<switchboard_protocol::model::ConversationView>> {
+    pub fn customer_views(
+        &self,
+        customer: CustomerId,
+        limit: usize,
+    ) -> Result<Vec<switchboard_protocol::model::ConversationView>> {
         let ids = self.store().customer_conversations(customer)?;
-        ids.iter().rev().take(limit).map(|id| self.view_of(*id)).collect()
+        ids.iter()
+            .rev()
+            .take(limit)
+            .map(|id| self.view_of(*id))
+            .collect()
     }
 
     /// Registers a visitor session for delivery.
@@ -607,7 +799,11 @@ impl Hub {
     /// Registers an agent session: the agent is online (if they chose so) and may take waiting conversations.
     pub async fn join_agent(&self, actor: &Actor, session: SessionHandle) -> Result<AgentWelcome> {
         let me = actor.agent_id().ok_or(HubError::Unauthorized)?;
-        let record = self.store().agent(me)?.filter(|a| !a.disabled).ok_or(HubError::Unauthorized)?;
+        let record = self
+            .store()
+            .agent(me)?
+            .filter(|a| !a.disabled)
+            .ok_or(HubError::Unauthorized)?;
         let permit = self.reserve().await?;
         let mut commit = Commit::default();
         let mut routing = self.routing();
@@ -621,19 +817,30 @@ impl Hub {
             }
             self.drain_queue(&mut routing, &mut commit)?;
         }
-        let mine: Vec<_> = routing.agent(me).map(|l| l.active.iter().copied().collect()).unwrap_or_default();
+        let mine: Vec<_> = routing
+            .agent(me)
+            .map(|l| l.active.iter().copied().collect())
+            .unwrap_or_default();
         let queue: Vec<_> = routing.queue().collect();
         let agents = routing.all_presence();
         let positions: Vec<_> = queue.iter().map(|id| routing.position(*id)).collect();
         drop(routing);
         Hub::send(permit, commit);
-        let conversations = mine.iter().filter_map(|id| self.conversation(*id).ok().map(|st| self.view(&st, None))).collect();
+        let conversations = mine
+            .iter()
+            .filter_map(|id| self.conversation(*id).ok().map(|st| self.view(&st, None)))
+            .collect();
         let queue = queue
             .iter()
             .zip(positions)
             .filter_map(|(id, p)| self.conversation(*id).ok().map(|st| self.view(&st, p)))
             .collect();
-        Ok(AgentWelcome { agent: record.view(), conversations, queue, agents })
+        Ok(AgentWelcome {
+            agent: record.view(),
+            conversations,
+            queue,
+            agents,
+        })
     }
 
     /// Unregisters a session; an agent whose last session ends goes offline (keeping their conversations).
@@ -641,12 +848,15 @@ impl Hub {
         let left = self.broker().unsubscribe(actor.who, session_id);
         let Some(me) = actor.agent_id() else { return };
         let mut routing = self.routing();
-        let Some(load) = routing.agent_mut(me) else { return };
+        let Some(load) = routing.agent_mut(me) else {
+            return;
+        };
         load.sessions = load.sessions.saturating_sub(1);
         if load.sessions == 0 && left == 0 {
             if let Some(p) = routing.presence(me) {
                 drop(routing);
-                self.broker().publish_agents(&std::sync::Arc::new(ServerMessage::Presence(p)));
+                self.broker()
+                    .publish_agents(&std::sync::Arc::new(ServerMessage::Presence(p)));
             }
         }
     }

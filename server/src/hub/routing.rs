@@ -37,7 +37,8 @@ impl AgentLoad {
     }
 
     pub(crate) fn free(&self) -> u32 {
-        self.capacity.saturating_sub(u32::try_from(self.active.len()).unwrap_or(u32::MAX))
+        self.capacity
+            .saturating_sub(u32::try_from(self.active.len()).unwrap_or(u32::MAX))
     }
 }
 
@@ -64,7 +65,13 @@ impl Routing {
     }
 
     /// Registers (or updates) an agent account; keeps its sessions and conversations.
-    pub(crate) fn upsert_agent(&mut self, id: AgentId, name: &str, chosen: AgentStatus, capacity: u32) {
+    pub(crate) fn upsert_agent(
+        &mut self,
+        id: AgentId,
+        name: &str,
+        chosen: AgentStatus,
+        capacity: u32,
+    ) {
         let a = self.agents.entry(id).or_insert_with(|| AgentLoad {
             name: String::new(),
             chosen,
@@ -80,7 +87,10 @@ impl Routing {
 
     /// Forgets an agent (disabled or removed); returns the conversations they had.
     pub(crate) fn remove_agent(&mut self, id: AgentId) -> Vec<ConversationId> {
-        self.agents.remove(&id).map(|a| a.active.into_iter().collect()).unwrap_or_default()
+        self.agents
+            .remove(&id)
+            .map(|a| a.active.into_iter().collect())
+            .unwrap_or_default()
     }
 
     pub(crate) fn agent(&self, id: AgentId) -> Option<&AgentLoad> {
@@ -139,8 +149,14 @@ impl Routing {
             Some(i) => self.queue.remove(i).order,
             None => self.tick(),
         };
-        let w = Waiting { conversation: conv, priority, order };
-        let at = self.queue.partition_point(|q| (std::cmp::Reverse(q.priority), q.order) < (std::cmp::Reverse(priority), order));
+        let w = Waiting {
+            conversation: conv,
+            priority,
+            order,
+        };
+        let at = self.queue.partition_point(|q| {
+            (std::cmp::Reverse(q.priority), q.order) < (std::cmp::Reverse(priority), order)
+        });
         self.queue.insert(at, w);
     }
 
@@ -155,7 +171,9 @@ impl Routing {
     pub(crate) fn drain(&mut self) -> Vec<(ConversationId, AgentId)> {
         let mut out = Vec::new();
         while let Some(head) = self.queue.first().map(|w| w.conversation) {
-            let Some(agent) = self.pick_agent() else { break };
+            let Some(agent) = self.pick_agent() else {
+                break;
+            };
             self.assign(head, agent);
             out.push((head, agent));
         }
@@ -180,7 +198,10 @@ impl Routing {
     }
 
     pub(crate) fn online_agents(&self) -> usize {
-        self.agents.values().filter(|a| a.status() == AgentStatus::Online).count()
+        self.agents
+            .values()
+            .filter(|a| a.status() == AgentStatus::Online)
+            .count()
     }
 }
 

@@ -12,10 +12,10 @@ mod records;
 
 pub use records::{AgentRecord, Customer, StoredConversation, TokenRecord};
 
+use std::path::Path;
 use switchboard_protocol::codec::{from_bincode, to_bincode, DecodeError};
 use switchboard_protocol::model::Message;
 use switchboard_protocol::{AgentId, ConversationId, CustomerId};
-use std::path::Path;
 
 /// Format byte written before every stored value. Bump it (and migrate) when a record changes shape.
 const VALUE_FORMAT: u8 = 1;
@@ -137,13 +137,18 @@ impl Store {
         self.meta
             .compare_and_swap("visitor_secret", None as Option<&[u8]>, Some(&secret[..]))?
             .ok();
-        Ok(self.meta.get("visitor_secret")?.map(|s| s.to_vec()).unwrap_or_default())
+        Ok(self
+            .meta
+            .get("visitor_secret")?
+            .map(|s| s.to_vec())
+            .unwrap_or_default())
     }
 
     // ---- conversations ----
 
     pub fn put_conversation(&self, c: &StoredConversation) -> Result<()> {
-        self.conversationid_conversation.insert(c.id.to_be_bytes(), encode(c))?;
+        self.conversationid_conversation
+            .insert(c.id.to_be_bytes(), encode(c))?;
         Ok(())
     }
 
@@ -167,7 +172,8 @@ impl Store {
 
     /// Links a new conversation to its customer.
     pub fn link_conversation(&self, customer: CustomerId, conv: ConversationId) -> Result<()> {
-        self.customerid_conversationid.insert(key2(customer.0, conv.0), &[])?;
+        self.customerid_conversationid
+            .insert(key2(customer.0, conv.0), &[])?;
         Ok(())
     }
 
@@ -185,7 +191,8 @@ impl Store {
     /// Stores a message and remembers its client id.
     pub fn put_message(&self, m: &Message) -> Result<()> {
         let conv = m.conversation_id.0;
-        self.conversationid_seq_message.insert(key2(conv, m.seq), encode(m))?;
+        self.conversationid_seq_message
+            .insert(key2(conv, m.seq), encode(m))?;
         if let Some(cid) = &m.client_id {
             self.conversationid_clientid_seq
                 .insert(key_bytes(conv, cid.as_bytes()), &m.seq.to_be_bytes())?;
@@ -194,8 +201,15 @@ impl Store {
     }
 
     /// The message a client id was stored as, if any.
-    pub fn message_by_client_id(&self, conv: ConversationId, client_id: &str) -> Result<Option<Message>> {
-        let Some(seq) = self.conversationid_clientid_seq.get(key_bytes(conv.0, client_id.as_bytes()))? else {
+    pub fn message_by_client_id(
+        &self,
+        conv: ConversationId,
+        client_id: &str,
+    ) -> Result<Option<Message>> {
+        let Some(seq) = self
+            .conversationid_clientid_seq
+            .get(key_bytes(conv.0, client_id.as_bytes()))?
+        else {
             return Ok(None);
         };
         self.message(conv, u64_at(&seq, 0))
@@ -220,7 +234,13 @@ impl Store {
     }
 
     /// Messages with `from <= seq <= to`, ascending, at most `limit`.
-    pub fn messages_between(&self, conv: ConversationId, from: u64, to: u64, limit: usize) -> Result<Vec<Message>> {
+    pub fn messages_between(
+        &self,
+        conv: ConversationId,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
         if from > to {
             return Ok(Vec::new());
         }
@@ -233,7 +253,12 @@ impl Store {
     }
 
     /// The `limit` newest messages with `seq < before`, ascending.
-    pub fn messages_before(&self, conv: ConversationId, before: u64, limit: usize) -> Result<Vec<Message>> {
+    pub fn messages_before(
+        &self,
+        conv: ConversationId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
         let mut out: Vec<Message> = self
             .conversationid_seq_message
             .range(key2(conv.0, 0)..key2(conv.0, before))
@@ -248,20 +273,26 @@ impl Store {
 
     /// Erases a conversation with its messages and client-id index.
     pub fn delete_conversation(&self, c: &StoredConversation) -> Result<()> {
-        for tree in [&self.conversationid_seq_message, &self.conversationid_clientid_seq] {
+        for tree in [
+            &self.conversationid_seq_message,
+            &self.conversationid_clientid_seq,
+        ] {
             for key in tree.scan_prefix(c.id.to_be_bytes()).keys() {
                 tree.remove(key?)?;
             }
         }
-        self.customerid_conversationid.remove(key2(c.customer_id.0, c.id.0))?;
-        self.conversationid_conversation.remove(c.id.to_be_bytes())?;
+        self.customerid_conversationid
+            .remove(key2(c.customer_id.0, c.id.0))?;
+        self.conversationid_conversation
+            .remove(c.id.to_be_bytes())?;
         Ok(())
     }
 
     // ---- customers ----
 
     pub fn put_customer(&self, c: &Customer) -> Result<()> {
-        self.customerid_customer.insert(c.id.to_be_bytes(), encode(c))?;
+        self.customerid_customer
+            .insert(c.id.to_be_bytes(), encode(c))?;
         Ok(())
     }
 
@@ -273,7 +304,10 @@ impl Store {
     }
 
     /// Customers, newest (highest id) first, starting below `before` when given.
-    pub fn customers_desc(&self, before: Option<CustomerId>) -> impl Iterator<Item = Result<Customer>> + '_ {
+    pub fn customers_desc(
+        &self,
+        before: Option<CustomerId>,
+    ) -> impl Iterator<Item = Result<Customer>> + '_ {
         let end = before.map_or(u64::MAX, |b| b.0);
         self.customerid_customer
             .range(..end.to_be_bytes())
@@ -298,7 +332,8 @@ impl Store {
     }
 
     pub fn link_external_id(&self, external: &str, id: CustomerId) -> Result<()> {
-        self.externalid_customerid.insert(external.as_bytes(), &id.to_be_bytes())?;
+        self.externalid_customerid
+            .insert(external.as_bytes(), &id.to_be_bytes())?;
         Ok(())
     }
 
@@ -344,11 +379,16 @@ impl Store {
     }
 
     pub fn agents(&self) -> Result<Vec<AgentRecord>> {
-        self.agentid_agent.iter().values().map(|v| decode("agents", &v?)).collect()
+        self.agentid_agent
+            .iter()
+            .values()
+            .map(|v| decode("agents", &v?))
+            .collect()
     }
 
     pub fn delete_agent(&self, a: &AgentRecord) -> Result<()> {
-        self.email_agentid.remove(a.email.to_lowercase().as_bytes())?;
+        self.email_agentid
+            .remove(a.email.to_lowercase().as_bytes())?;
         self.agentid_agent.remove(a.id.to_be_bytes())?;
         self.revoke_agent_tokens(a.id)?;
         Ok(())
@@ -398,7 +438,11 @@ mod tests {
             id: MessageId(seq + 100),
             conversation_id: ConversationId(conv),
             seq,
-            author: Author { kind: AuthorKind::Visitor, id: 1, name: String::new() },
+            author: Author {
+                kind: AuthorKind::Visitor,
+                id: 1,
+                name: String::new(),
+            },
             text: format!("m{seq}"),
             client_id: client_id.map(str::to_string),
             sent_at: 0,
@@ -415,11 +459,21 @@ mod tests {
             s.put_message(&msg(5, seq, None)).unwrap();
         }
         s.put_message(&msg(6, 1, None)).unwrap();
-        let all: Vec<u64> = s.messages_between(ConversationId(5), 0, u64::MAX, 100).unwrap().iter().map(|m| m.seq).collect();
+        let all: Vec<u64> = s
+            .messages_between(ConversationId(5), 0, u64::MAX, 100)
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect();
         assert_eq!(all, [1, 2, 3, 256, 257]);
         assert_eq!(s.last_seq(ConversationId(5)).unwrap(), 257);
         assert_eq!(s.last_seq(ConversationId(7)).unwrap(), 0);
-        let page: Vec<u64> = s.messages_before(ConversationId(5), 256, 2).unwrap().iter().map(|m| m.seq).collect();
+        let page: Vec<u64> = s
+            .messages_before(ConversationId(5), 256, 2)
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect();
         assert_eq!(page, [2, 3]);
     }
 
@@ -428,12 +482,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         s.put_message(&msg(5, 1, Some("abc"))).unwrap();
-        assert_eq!(s.message_by_client_id(ConversationId(5), "abc").unwrap().unwrap().seq, 1);
-        assert!(s.message_by_client_id(ConversationId(6), "abc").unwrap().is_none());
+        assert_eq!(
+            s.message_by_client_id(ConversationId(5), "abc")
+                .unwrap()
+                .unwrap()
+                .seq,
+            1
+        );
+        assert!(s
+            .message_by_client_id(ConversationId(6), "abc")
+            .unwrap()
+            .is_none());
         let conv = StoredConversation::new(ConversationId(5), CustomerId(1), 0);
         s.put_conversation(&conv).unwrap();
         s.delete_conversation(&conv).unwrap();
-        assert!(s.message_by_client_id(ConversationId(5), "abc").unwrap().is_none());
+        assert!(s
+            .message_by_client_id(ConversationId(5), "abc")
+            .unwrap()
+            .is_none());
         assert_eq!(s.last_seq(ConversationId(5)).unwrap(), 0);
     }
 
@@ -441,12 +507,32 @@ mod tests {
     fn agent_emails_are_unique_case_insensitively() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        let a = AgentRecord::new(AgentId(1), "Ann@x.io", "Ann", "hash", switchboard_protocol::model::Role::Admin, 5);
+        let a = AgentRecord::new(
+            AgentId(1),
+            "Ann@x.io",
+            "Ann",
+            "hash",
+            switchboard_protocol::model::Role::Admin,
+            5,
+        );
         assert!(s.put_agent(&a).unwrap());
-        let b = AgentRecord::new(AgentId(2), "ann@X.io", "Bob", "hash", switchboard_protocol::model::Role::Agent, 5);
+        let b = AgentRecord::new(
+            AgentId(2),
+            "ann@X.io",
+            "Bob",
+            "hash",
+            switchboard_protocol::model::Role::Agent,
+            5,
+        );
         assert!(!s.put_agent(&b).unwrap());
-        assert_eq!(s.agent_by_email("ANN@x.io").unwrap().unwrap().id, AgentId(1));
-        let renamed = AgentRecord { email: "ann2@x.io".into(), ..a };
+        assert_eq!(
+            s.agent_by_email("ANN@x.io").unwrap().unwrap().id,
+            AgentId(1)
+        );
+        let renamed = AgentRecord {
+            email: "ann2@x.io".into(),
+            ..a
+        };
         assert!(s.put_agent(&renamed).unwrap());
         assert!(s.agent_by_email("ann@x.io").unwrap().is_none());
         assert!(s.put_agent(&b).unwrap());
@@ -462,7 +548,11 @@ mod tests {
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.message(ConversationId(1), 1).unwrap().unwrap().text, "m1");
-        let raw = s.conversationid_seq_message.get(key2(1, 1)).unwrap().unwrap();
+        let raw = s
+            .conversationid_seq_message
+            .get(key2(1, 1))
+            .unwrap()
+            .unwrap();
         assert_eq!(raw[0], VALUE_FORMAT);
     }
 }

@@ -84,7 +84,12 @@ pub struct Customer {
 
 impl Customer {
     pub fn new(id: CustomerId, now: u64) -> Customer {
-        Customer { id, first_seen: now, last_seen: now, ..Customer::default() }
+        Customer {
+            id,
+            first_seen: now,
+            last_seen: now,
+            ..Customer::default()
+        }
     }
 }
 
@@ -105,7 +110,14 @@ pub struct AgentRecord {
 }
 
 impl AgentRecord {
-    pub fn new(id: AgentId, email: &str, name: &str, password_hash: &str, role: Role, capacity: u32) -> AgentRecord {
+    pub fn new(
+        id: AgentId,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+        capacity: u32,
+    ) -> AgentRecord {
         AgentRecord {
             id,
             email: email.to_string(),

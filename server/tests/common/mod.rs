@@ -1,0 +1,336 @@
+//! Shared test helpers: a real server on 127.0.0.1:0 with a temp sled folder,
+//! a real WebSocket client (tokio-tungstenite), and a minimal HTTP client.
+#![allow(dead_code, unreachable_pub)]
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use switchboard_protocol::client::{AgentHello, ResumePoint, SendMessage, VisitorHello};
+use switchboard_protocol::server::{AgentWelcome, VisitorWelcome};
+use switchboard_protocol::{ClientMessage, ConversationId, Encoded, Encoding, ServerMessage};
+use switchboard_server::config::Config;
+use switchboard_server::server::{self, Running};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as Ws;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const ADMIN: &str = "admin@localhost";
+pub const ADMIN_PASSWORD: &str = "admin-password";
+const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    running: Option<Running>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+pub fn config(dir: &Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: dir.to_path_buf(),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let temp = tempfile::tempdir().unwrap();
+        let mut s = TestServer::start_with(config(temp.path())).await;
+        s._temp = Some(temp);
+        s
+    }
+
+    pub async fn start_with(config: Config) -> TestServer {
+        let dir = config.data.clone();
+        let running = server::start(config).await.expect("server starts");
+        TestServer {
+            addr: running.addr,
+            dir,
+            running: Some(running),
+            _temp: None,
+        }
+    }
+
+    /// Shuts down gracefully and returns the data folder (kept alive by the returned guard).
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        let r = self.running.take().unwrap();
+        r.shutdown();
+        r.stopped().await.expect("clean stop");
+        self._temp.take()
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        http(self.addr, method, path, token, body).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .http(
+                "POST",
+                "/api/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN, ADMIN_PASSWORD).await
+    }
+
+    /// Creates an agent with `capacity` and returns (id, bearer token).
+    pub async fn agent_account(&self, email: &str, capacity: u32) -> (u64, String) {
+        let admin = self.admin_token().await;
+        let body = json!({"email": email, "name": email.split('@').next().unwrap(), "password": "password-1", "capacity": capacity});
+        let (status, created) = self
+            .http("POST", "/api/agents", Some(&admin), Some(body))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        (
+            created["id"].as_u64().unwrap(),
+            self.login(email, "password-1").await,
+        )
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns status and JSON body (Null if none).
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// GET a text body.
+pub async fn http_text(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    String::from_utf8_lossy(&raw)
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub enc: Encoding,
+}
+
+impl Client {
+    pub async fn connect(url: &str, enc: Encoding) -> Client {
+        Client::connect_with(url, enc, None)
+            .await
+            .expect("connects")
+    }
+
+    /// Connects with a tiny socket receive buffer, to play a client that cannot keep up.
+    pub async fn connect_slow(addr: SocketAddr, enc: Encoding) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(2048).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", enc.subprotocol().parse().unwrap());
+        let (ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+        Client { ws, enc }
+    }
+
+    pub async fn connect_with(
+        url: &str,
+        enc: Encoding,
+        origin: Option<&str>,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", enc.subprotocol().parse().unwrap());
+        if let Some(o) = origin {
+            req.headers_mut().insert("Origin", o.parse().unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Client { ws, enc })
+    }
+
+    pub async fn send(&mut self, msg: ClientMessage) {
+        let frame = match self.enc.encode(&msg) {
+            Encoded::Text(t) => Ws::text(t),
+            Encoded::Binary(b) => Ws::binary(b),
+        };
+        self.ws.send(frame).await.expect("send");
+    }
+
+    /// The next protocol message (control frames skipped); panics after a timeout or on close.
+    pub async fn recv(&mut self) -> ServerMessage {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a message");
+            match frame.expect("stream ended").expect("ws error") {
+                Ws::Text(t) => return self.enc.decode_text(t.as_str()).expect("decodes"),
+                Ws::Binary(b) => return self.enc.decode_binary(&b).expect("decodes"),
+                Ws::Close(c) => panic!("closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Skips messages until one matches.
+    pub async fn recv_until<T>(&mut self, mut f: impl FnMut(ServerMessage) -> Option<T>) -> T {
+        loop {
+            if let Some(t) = f(self.recv().await) {
+                return t;
+            }
+        }
+    }
+
+    /// Waits for the server to close; returns the close code.
+    pub async fn closed(&mut self) -> u16 {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for close");
+            match frame {
+                Some(Ok(Ws::Close(Some(c)))) => return u16::from(c.code),
+                Some(Ok(Ws::Close(None))) | None => return 1005,
+                Some(Ok(_)) => continue,
+                Some(Err(_)) => return 1006,
+            }
+        }
+    }
+
+    pub async fn visitor(
+        url: &str,
+        enc: Encoding,
+        token: Option<String>,
+        resume: Vec<ResumePoint>,
+    ) -> (Client, VisitorWelcome) {
+        let mut c = Client::connect(url, enc).await;
+        c.send(ClientMessage::VisitorHello(VisitorHello {
+            token,
+            resume,
+            page_url: Some("http://shop.test/".into()),
+        }))
+        .await;
+        match c.recv().await {
+            ServerMessage::VisitorWelcome(w) => (c, w),
+            other => panic!("expected visitor_welcome, got {other:?}"),
+        }
+    }
+
+    pub async fn agent(
+        url: &str,
+        enc: Encoding,
+        token: &str,
+        resume: Vec<ResumePoint>,
+    ) -> (Client, AgentWelcome) {
+        let mut c = Client::connect(url, enc).await;
+        c.send(ClientMessage::AgentHello(AgentHello {
+            token: token.into(),
+            resume,
+        }))
+        .await;
+        match c.recv().await {
+            ServerMessage::AgentWelcome(w) => (c, w),
+            other => panic!("expected agent_welcome, got {other:?}"),
+        }
+    }
+
+    /// Sends a message and waits for its ack; returns (conversation, seq).
+    pub async fn say(
+        &mut self,
+        client_id: &str,
+        conversation: Option<ConversationId>,
+        text: &str,
+    ) -> (ConversationId, u64) {
+        self.send(ClientMessage::Send(SendMessage {
+            client_id: client_id.into(),
+            conversation_id: conversation,
+            text: text.into(),
+        }))
+        .await;
+        self.recv_until(|m| match m {
+            ServerMessage::Ack(a) if a.client_id == client_id => Some((a.conversation_id, a.seq)),
+            ServerMessage::Error(e) if e.client_id.as_deref() == Some(client_id) => {
+                panic!("send refused: {e:?}")
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for a chat message with this text.
+    pub async fn message(&mut self, text: &str) -> switchboard_protocol::model::Message {
+        self.recv_until(|m| match m {
+            ServerMessage::Message(m) if m.text == text => Some(m),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for a conversation event of this kind.
+    pub async fn event(
+        &mut self,
+        kind: switchboard_protocol::server::ConversationEventKind,
+    ) -> switchboard_protocol::server::ConversationEvent {
+        self.recv_until(|m| match m {
+            ServerMessage::Conversation(e) if e.event == kind => Some(e),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for an error.
+    pub async fn error(&mut self) -> switchboard_protocol::server::ErrorMessage {
+        self.recv_until(|m| match m {
+            ServerMessage::Error(e) => Some(e),
+            _ => None,
+        })
+        .await
+    }
+}
