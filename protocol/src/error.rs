@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// The frame could not be decoded, or a field is malformed.
+    /// The frame could not be decoded, or a field is malformed or empty (e.g. a client id).
     BadRequest,
     /// The frame's `type` is not one this server knows.
     UnknownType,
-    /// A field is longer than the protocol allows (text, comment, client id…).
+    /// A field is longer than the protocol allows (text, comment, profile field).
     TooLarge,
     /// No valid credentials.
     Unauthorized,

@@ -502,9 +502,6 @@ impl Hub {
             st.record.agent_id = Some(to);
             st.record.updated_at = now_ms();
             self.store().put_conversation(&st.record)?;
-            let mut to_all = watchers(&st.record).to_vec();
-            // The previous agent is among "all agents" only while connected; tell them anyway.
-            to_all.retain(|t| !matches!(t, To::One(Participant::Agent(_))));
             let ServerMessage::Conversation(mut ev) = self.event(
                 &st,
                 ConversationEventKind::Transferred,
@@ -514,7 +511,7 @@ impl Hub {
                 unreachable!("event() builds a conversation event")
             };
             ev.from_agent = from;
-            commit.deliver_all(to_all, ServerMessage::Conversation(ev));
+            commit.deliver_all(watchers(&st.record), ServerMessage::Conversation(ev));
         }
         self.drain_queue(&mut routing, &mut commit)?;
         Hub::send(permit, commit);

@@ -1,0 +1,342 @@
+//! Training of [`IntentModel`]: vocabulary and idf from the training set,
+//! AdaGrad on the softmax loss, then temperature and threshold from a
+//! held-out slice. Pure and deterministic for a given [`TrainConfig::seed`].
+
+use super::{argmax, softmax, tfidf, IntentModel, SparseVector, TrainConfig};
+use crate::dataset::Example;
+use crate::error::{Error, Result};
+use crate::features::Hashed;
+use crate::normalize::normalize;
+use crate::tokens::Tokenizer;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// What training did, for logs and the eval command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainReport {
+    pub n_train: usize,
+    pub n_oos: usize,
+    pub n_intents: usize,
+    pub n_features: usize,
+    pub temperature: f32,
+    pub threshold: f32,
+    pub seconds: f64,
+}
+
+/// A training set after featurisation: hashed features and class ids.
+struct Prepared {
+    labels: Vec<String>,
+    hashed: Vec<Vec<Hashed>>,
+    classes: Vec<u32>,
+    oos: Vec<Vec<Hashed>>,
+}
+
+pub(super) fn train(
+    examples: &[Example],
+    tokenizer: &Tokenizer,
+    cfg: &TrainConfig,
+) -> Result<(IntentModel, TrainReport)> {
+    let started = Instant::now();
+    let data = prepare(examples, tokenizer, cfg)?;
+    let (fit_idx, held_idx) = stratified_split(&data.classes, cfg.holdout, cfg.seed);
+    let (temperature, threshold) = if held_idx.is_empty() {
+        (1.0, cfg.default_threshold)
+    } else {
+        let partial = fit_subset(&data, &fit_idx, cfg)?;
+        calibrate(&partial, &data, &held_idx, cfg)
+    };
+    let all: Vec<usize> = (0..data.classes.len()).collect();
+    let mut model = fit_subset(&data, &all, cfg)?;
+    model.temperature = temperature;
+    model.threshold = threshold;
+    let report = TrainReport {
+        n_train: data.classes.len(),
+        n_oos: data.oos.len(),
+        n_intents: data.labels.len(),
+        n_features: model.buckets.len(),
+        temperature,
+        threshold,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((model, report))
+}
+
+fn prepare(examples: &[Example], tokenizer: &Tokenizer, cfg: &TrainConfig) -> Result<Prepared> {
+    let mut ids: BTreeMap<&str, u32> = BTreeMap::new();
+    for e in examples.iter().filter(|e| !e.is_oos()) {
+        let next = u32::try_from(ids.len()).map_err(|_| Error::Training("too many intents".into()))?;
+        ids.entry(e.label.as_str()).or_insert(next);
+    }
+    if ids.len() < 2 {
+        return Err(Error::Training("need examples of at least two intents".into()));
+    }
+    // Class ids in label order, so a model does not depend on example order.
+    let labels: Vec<String> = ids.keys().map(|s| (*s).to_owned()).collect();
+    for (i, id) in ids.values_mut().enumerate() {
+        *id = u32::try_from(i).unwrap_or(u32::MAX);
+    }
+    let featurize = |text: &str| {
+        let normalized = normalize(text);
+        let tokens = tokenizer.tokenize(&normalized);
+        let mut out = Vec::new();
+        cfg.features.extract(&normalized, &tokens, &mut out);
+        out
+    };
+    let mut data = Prepared {
+        labels,
+        hashed: Vec::new(),
+        classes: Vec::new(),
+        oos: Vec::new(),
+    };
+    for e in examples {
+        if e.is_oos() {
+            data.oos.push(featurize(&e.text));
+        } else {
+            data.hashed.push(featurize(&e.text));
+            data.classes.push(ids[e.label.as_str()]);
+        }
+    }
+    Ok(data)
+}
+
+/// Trains on the examples at `subset`: builds the vocabulary and idf from
+/// them, vectorises, and runs AdaGrad.
+fn fit_subset(data: &Prepared, subset: &[usize], cfg: &TrainConfig) -> Result<IntentModel> {
+    let mut model = vocabulary(data, subset, cfg)?;
+    let xs: Vec<SparseVector> = subset
+        .iter()
+        .map(|&i| tfidf(&data.hashed[i], &model.row_of, &model.idf, cfg.features.word_weight))
+        .collect();
+    let ys: Vec<u32> = subset.iter().map(|&i| data.classes[i]).collect();
+    adagrad(&mut model, &xs, &ys, cfg);
+    Ok(model)
+}
+
+/// An untrained model whose rows are the buckets seen in `subset`, with smoothed idf.
+fn vocabulary(data: &Prepared, subset: &[usize], cfg: &TrainConfig) -> Result<IntentModel> {
+    let mut df: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut seen: Vec<u32> = Vec::new();
+    for &i in subset {
+        seen.clear();
+        seen.extend(data.hashed[i].iter().map(|(b, _)| *b));
+        seen.sort_unstable();
+        seen.dedup();
+        for &b in &seen {
+            *df.entry(b).or_default() += 1;
+        }
+    }
+    let n = subset.len() as f32;
+    let classes = data.labels.len();
+    let mut model = IntentModel {
+        labels: data.labels.clone(),
+        features: cfg.features.clone(),
+        buckets: df.keys().copied().collect(),
+        row_of: Vec::new(),
+        idf: df.values().map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0).collect(),
+        weights: vec![0.0; df.len() * classes],
+        bias: vec![0.0; classes],
+        temperature: 1.0,
+        threshold: 0.0,
+    };
+    model.rebuild_index()?;
+    Ok(model)
+}
+
+/// Softmax regression by AdaGrad, one example at a time in a seeded order.
+/// The adaptive step is kept per feature row (shared by the classes) so an
+/// update is one multiply-add per weight; classes whose gradient is
+/// negligible are skipped, which makes late epochs cheap once the model is
+/// confident.
+fn adagrad(model: &mut IntentModel, xs: &[SparseVector], ys: &[u32], cfg: &TrainConfig) {
+    let classes = model.labels.len();
+    let mut g2_row = vec![1e-6f32; model.buckets.len()];
+    let mut g2_bias = vec![1e-6f32; classes];
+    let mut order: Vec<usize> = (0..xs.len()).collect();
+    let mut rng = SplitMix(cfg.seed);
+    let lr = cfg.learning_rate;
+    let mut active: Vec<(usize, f32)> = Vec::with_capacity(classes);
+    for _ in 0..cfg.epochs {
+        rng.shuffle(&mut order);
+        for &i in &order {
+            let mut p = model.scores(&xs[i]);
+            softmax(&mut p, 1.0);
+            active.clear();
+            let mut g_sq = 0.0;
+            for (k, pk) in p.iter().enumerate() {
+                let g = pk - if k == ys[i] as usize { 1.0 } else { 0.0 };
+                if g.abs() >= cfg.min_gradient {
+                    active.push((k, g));
+                    g_sq += g * g;
+                    g2_bias[k] += g * g;
+                    model.bias[k] -= lr * g / g2_bias[k].sqrt();
+                }
+            }
+            for &(row, v) in &xs[i] {
+                let r = row as usize;
+                g2_row[r] += g_sq * v * v;
+                let step = lr * v / g2_row[r].sqrt();
+                let w = &mut model.weights[r * classes..(r + 1) * classes];
+                for &(k, g) in &active {
+                    w[k] -= step * (g + cfg.l2 * w[k]);
+                }
+            }
+        }
+    }
+}
+
+/// Temperature (by grid search on held-out log-loss) and threshold.
+fn calibrate(
+    partial: &IntentModel,
+    data: &Prepared,
+    held: &[usize],
+    cfg: &TrainConfig,
+) -> (f32, f32) {
+    let logits = |h: &[Hashed]| {
+        let x = tfidf(h, &partial.row_of, &partial.idf, cfg.features.word_weight);
+        partial.scores(&x)
+    };
+    let held_logits: Vec<(Vec<f32>, u32)> = held
+        .iter()
+        .map(|&i| (logits(&data.hashed[i]), data.classes[i]))
+        .collect();
+    let temperature = fit_temperature(&held_logits);
+    let top = |z: &[f32]| {
+        let mut p = z.to_vec();
+        softmax(&mut p, temperature);
+        argmax(&p)
+    };
+    let in_scope: Vec<(f32, bool)> = held_logits
+        .iter()
+        .map(|(z, y)| {
+            let (k, conf) = top(z);
+            (conf, k == *y as usize)
+        })
+        .collect();
+    let oos: Vec<f32> = data.oos.iter().map(|h| top(&logits(h)).1).collect();
+    let threshold = if oos.is_empty() {
+        cfg.default_threshold
+    } else {
+        tune_threshold(&in_scope, &oos, cfg.oos_weight)
+    };
+    (temperature, threshold)
+}
+
+/// The temperature in 0.05..20 that minimises held-out negative log-likelihood.
+fn fit_temperature(held: &[(Vec<f32>, u32)]) -> f32 {
+    let nll = |t: f32| -> f32 {
+        held.iter()
+            .map(|(z, y)| {
+                let mut p = z.clone();
+                softmax(&mut p, t);
+                -p[*y as usize].max(1e-12).ln()
+            })
+            .sum()
+    };
+    let mut best = (1.0, nll(1.0));
+    let mut t = 0.05f32;
+    while t < 20.0 {
+        let loss = nll(t);
+        if loss < best.1 {
+            best = (t, loss);
+        }
+        t *= 1.08;
+    }
+    best.0
+}
+
+/// The threshold that maximises held-out in-scope accuracy (a rejected
+/// in-scope message counts as wrong) plus `oos_weight` × out-of-scope recall.
+fn tune_threshold(in_scope: &[(f32, bool)], oos: &[f32], oos_weight: f32) -> f32 {
+    let mut candidates: Vec<f32> = in_scope.iter().map(|(c, _)| *c).chain(oos.iter().copied()).collect();
+    candidates.push(0.0);
+    candidates.sort_by(f32::total_cmp);
+    candidates.dedup();
+    let n_in = in_scope.len().max(1) as f32;
+    let n_oos = oos.len().max(1) as f32;
+    let mut best = (0.0, f32::NEG_INFINITY);
+    for &t in &candidates {
+        let acc = in_scope.iter().filter(|(c, ok)| *ok && *c >= t).count() as f32 / n_in;
+        let recall = oos.iter().filter(|c| **c < t).count() as f32 / n_oos;
+        let score = acc + oos_weight * recall;
+        if score > best.1 {
+            best = (t, score);
+        }
+    }
+    best.0
+}
+
+/// Indices of each class split into (train, held out): `share` of every class
+/// with at least three examples, at least one, chosen by a seeded shuffle.
+fn stratified_split(classes: &[u32], share: f32, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, c) in classes.iter().enumerate() {
+        by_class.entry(*c).or_default().push(i);
+    }
+    let mut rng = SplitMix(seed ^ 0x5EED);
+    let (mut fit, mut held) = (Vec::new(), Vec::new());
+    for (_, mut idx) in by_class {
+        rng.shuffle(&mut idx);
+        let want = (idx.len() as f32 * share).round() as usize;
+        let take = if share > 0.0 && idx.len() >= 3 { want.max(1) } else { 0 };
+        held.extend_from_slice(&idx[..take]);
+        fit.extend_from_slice(&idx[take..]);
+    }
+    fit.sort_unstable();
+    held.sort_unstable();
+    (fit, held)
+}
+
+/// SplitMix64: a tiny, stable PRNG so training is reproducible across
+/// platforms and dependency upgrades.
+pub(crate) struct SplitMix(pub(crate) u64);
+
+impl SplitMix {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Fisher–Yates.
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = usize::try_from(self.next_u64() % (i as u64 + 1)).unwrap_or(0);
+            items.swap(i, j);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_stratified_and_seeded() {
+        let classes: Vec<u32> = (0..100).map(|i| i % 4).collect();
+        let (fit, held) = stratified_split(&classes, 0.2, 1);
+        assert_eq!(held.len(), 20);
+        assert_eq!(fit.len() + held.len(), 100);
+        for c in 0..4 {
+            assert_eq!(held.iter().filter(|&&i| classes[i] == c).count(), 5);
+        }
+        assert_eq!(stratified_split(&classes, 0.2, 1), (fit, held));
+    }
+
+    #[test]
+    fn threshold_separates_confident_from_oos() {
+        let in_scope = [(0.9, true), (0.8, true), (0.7, true), (0.3, false)];
+        let oos = [0.2, 0.25, 0.4];
+        let t = tune_threshold(&in_scope, &oos, 1.0);
+        assert!(t > 0.4 && t <= 0.7, "{t}");
+    }
+
+    #[test]
+    fn temperature_softens_overconfident_logits() {
+        // Right only half the time but very confident: the best temperature is > 1.
+        let held = vec![(vec![10.0, 0.0], 0), (vec![10.0, 0.0], 1)];
+        assert!(fit_temperature(&held) > 1.0);
+    }
+
+}
