@@ -123,7 +123,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             HubError::Unauthorized => Exit::Close(close::UNAUTHORIZED, "invalid or expired token"),
             HubError::ShuttingDown => Exit::Close(close::GOING_AWAY, "server going away"),
             // The client's own mistake: retrying the same hello would fail the same way.
-            HubError::BadRequest(_) | HubError::TooLarge(_) => Exit::Close(close::BAD_HELLO, "invalid hello"),
+            HubError::BadRequest(_) | HubError::TooLarge(_) => {
+                Exit::Close(close::BAD_HELLO, "invalid hello")
+            }
             _ => Exit::Close(close::INTERNAL_ERROR, "could not start the session"),
         };
         let (actor, resume) = match first {

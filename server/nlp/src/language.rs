@@ -146,7 +146,7 @@ fn english_word_hits(text: &str) -> (usize, usize) {
     (words, hits)
 }
 
-/// ISO 639-1 for the languages we label; `und` for the rest.
+/// ISO 639-1 for the languages we name; whatlang's ISO 639-3 code for the rest.
 fn iso639_1(lang: Lang) -> &'static str {
     match lang {
         Lang::Eng => "en",
@@ -172,7 +172,7 @@ fn iso639_1(lang: Lang) -> &'static str {
         Lang::Jpn => "ja",
         Lang::Kor => "ko",
         Lang::Ell => "el",
-        _ => "und",
+        other => other.code(),
     }
 }
 

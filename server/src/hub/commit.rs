@@ -15,7 +15,7 @@ use crate::store::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use switchboard_protocol::server::ErrorMessage;
+use switchboard_protocol::server::{Ack, ErrorMessage};
 use switchboard_protocol::{ErrorCode, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,7 +35,7 @@ pub(crate) struct Commit {
     /// A conversation whose messages up to this sequence become durable (and resumable).
     pub(crate) durable: Option<(Arc<AtomicU64>, u64)>,
     /// The ack for the session that sent a message (sent before the deliveries).
-    pub(crate) ack: Option<(SessionHandle, ServerMessage)>,
+    pub(crate) ack: Option<(SessionHandle, Ack)>,
     pub(crate) deliveries: Vec<(To, Outbound)>,
     /// For callers that wait for durability (REST).
     pub(crate) done: Option<oneshot::Sender<bool>>,
@@ -112,7 +112,7 @@ fn announce(c: Commit, broker: &dyn Broker, metrics: &Metrics) {
     }
     let mut published = Published::default();
     if let Some((session, ack)) = c.ack {
-        session.offer(&Arc::new(ack));
+        session.offer(&Arc::new(ServerMessage::Ack(ack)));
     }
     for (to, msg) in &c.deliveries {
         published += match to {
@@ -127,7 +127,7 @@ fn announce(c: Commit, broker: &dyn Broker, metrics: &Metrics) {
 }
 
 fn refuse(c: Commit) {
-    if let Some((session, ServerMessage::Ack(ack))) = c.ack {
+    if let Some((session, ack)) = c.ack {
         session.offer(&Arc::new(ServerMessage::Error(ErrorMessage {
             code: ErrorCode::StoreUnavailable,
             message: "the store could not write; the message was not saved".into(),

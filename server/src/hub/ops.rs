@@ -859,11 +859,11 @@ impl Hub {
     }
 }
 
-fn ack(m: &Message) -> ServerMessage {
-    ServerMessage::Ack(Ack {
+fn ack(m: &Message) -> Ack {
+    Ack {
         client_id: m.client_id.clone().unwrap_or_default(),
         conversation_id: m.conversation_id,
         message_id: m.id,
         seq: m.seq,
-    })
+    }
 }
