@@ -45,6 +45,16 @@ pub struct Config {
     pub write_buffer_bytes: usize,
     /// Bytes a connection may have waiting to be written before it errors.
     pub max_write_buffer_bytes: usize,
+    /// Run the NLP pipeline on every visitor message.
+    pub nlp: bool,
+    /// Let the bot answer new conversations before a person (needs `nlp`).
+    pub bot: bool,
+    /// Bot answers in a row before the conversation goes to a person.
+    pub max_bot_answers: u32,
+    /// Threads analysing messages at once (0: one per core).
+    pub nlp_workers: usize,
+    /// A model file from `switchboard nlp train` (default: the shipped intents, trained at start).
+    pub nlp_model: Option<PathBuf>,
     /// Kernel send buffer per connection (SO_SNDBUF); unset leaves the kernel's autotuning.
     /// Small values make slow readers show up sooner, at some cost to throughput.
     pub socket_send_buffer_bytes: Option<usize>,
@@ -73,6 +83,11 @@ impl Default for Config {
             read_buffer_bytes: 4096,
             write_buffer_bytes: 0,
             max_write_buffer_bytes: 1024 * 1024,
+            nlp: true,
+            bot: true,
+            max_bot_answers: 3,
+            nlp_workers: 0,
+            nlp_model: None,
             socket_send_buffer_bytes: None,
             log: "info".into(),
         }
@@ -159,7 +174,12 @@ impl Config {
 
     /// Settings that are absent by default (so not in the default table).
     fn optional_keys() -> &'static [&'static str] {
-        &["public_url", "admin_password", "socket_send_buffer_bytes"]
+        &[
+            "public_url",
+            "admin_password",
+            "socket_send_buffer_bytes",
+            "nlp_model",
+        ]
     }
 
     pub fn hello_timeout(&self) -> Duration {

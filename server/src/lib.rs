@@ -16,6 +16,7 @@ pub mod config;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod nlp;
 pub mod server;
 pub mod session;
 pub mod store;

@@ -50,6 +50,11 @@ struct Settings {
 enum Command {
     /// Run the server.
     Serve,
+    /// Train or evaluate intent models.
+    Nlp {
+        #[command(subcommand)]
+        command: switchboard_nlp::cli::NlpCommand,
+    },
     /// Manage agent accounts (stop the server first: the store has one owner).
     Agent {
         #[command(subcommand)]
@@ -117,6 +122,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(config),
         Command::Agent { command } => agent(&config, command),
+        Command::Nlp { command } => switchboard_nlp::cli::run(command),
     }
 }
 

@@ -12,12 +12,14 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::hub::{Hub, HubConfig, LocalBroker};
 use crate::metrics::Metrics;
+use crate::nlp::Nlp;
 use crate::store::{AgentRecord, Store};
 use crate::{auth, hub};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_nlp::{KnowledgeBase, Pipeline};
 use switchboard_protocol::model::Role;
 use switchboard_protocol::AgentId;
 use tokio::net::TcpListener;
@@ -82,6 +84,28 @@ fn allowed_origins(config: &Config) -> Vec<String> {
     origins
 }
 
+/// The NLP pipeline: the configured model file or the shipped one, and the
+/// knowledge base admins saved (or the shipped one).
+async fn load_nlp(config: &Config, store: &Store) -> anyhow::Result<Nlp> {
+    let kb = match store.knowledge_base()? {
+        Some(json) => KnowledgeBase::from_json(&json).context("the stored knowledge base")?,
+        None => KnowledgeBase::default_shop()?,
+    };
+    let model = config.nlp_model.clone();
+    let kb2 = kb.clone();
+    let pipeline = tokio::task::spawn_blocking(move || match model {
+        Some(path) => Pipeline::from_model_file(&path, kb2).map(Arc::new),
+        None => crate::nlp::default_pipeline(),
+    })
+    .await??;
+    let workers = if config.nlp_workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        config.nlp_workers
+    };
+    Ok(Nlp::new(pipeline, kb, workers, config.max_bot_answers))
+}
+
 /// Opens the store, binds, and serves until [`Running::shutdown`].
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.data)
@@ -91,12 +115,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         visitor_token_ttl: Duration::from_secs(config.visitor_token_ttl_secs),
         agent_token_ttl: Duration::from_secs(config.agent_token_ttl_secs),
         commit_queue: config.commit_queue.max(1),
+        bot: config.bot,
+    };
+    let nlp = if config.nlp {
+        Some(Arc::new(load_nlp(&config, &store).await?))
+    } else {
+        None
     };
     let hub = Hub::start(
         store,
         Arc::new(LocalBroker::default()),
         hub_config,
         Arc::new(Metrics::default()),
+        nlp,
     )?;
     let listener = TcpListener::bind(config.listen)
         .await

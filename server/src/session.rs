@@ -8,7 +8,7 @@
 //! only `try_send`s into the queue, and a full queue cuts the session off
 //! with [`close::SLOW_CONSUMER`].
 
-use crate::hub::broker::{KillSwitch, Outbound, SessionHandle};
+use crate::hub::broker::{KillSwitch, Outbound, Participant, SessionHandle};
 use crate::hub::{Actor, Hub, HubError};
 use crate::metrics::RoleLabel;
 use futures::{SinkExt, StreamExt};
@@ -291,12 +291,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     async fn send(&mut self, actor: &Actor, m: SendMessage) -> Result<(), Exit> {
         let (client_id, conv) = (m.client_id.clone(), m.conversation_id);
-        match self
-            .hub
-            .send_message(actor, Some(&self.handle), m, None)
-            .await
-        {
-            Ok(_) => Ok(()),
+        let sent = match actor.who {
+            Participant::Visitor(_) => self.hub.visitor_message(actor, &self.handle, m).await,
+            Participant::Agent(_) => self
+                .hub
+                .send_message(actor, Some(&self.handle), m, None)
+                .await
+                .map(|_| ()),
+        };
+        match sent {
+            Ok(()) => Ok(()),
             Err(e) => self.write(&error_message(&e, conv, Some(client_id))).await,
         }
     }

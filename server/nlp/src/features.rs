@@ -22,6 +22,9 @@ pub struct FeatureConfig {
     pub bits: u32,
     /// Longest word n-gram (1 = unigrams only).
     pub word_ngrams: usize,
+    /// Also pair each word with those 2..=`skip_window` places after it,
+    /// order-free ("card … arrive"); 0 or 1 turns this off.
+    pub skip_window: usize,
     /// Character n-gram lengths for Latin words, inclusive.
     pub char_min: usize,
     pub char_max: usize,
@@ -36,6 +39,7 @@ impl Default for FeatureConfig {
         FeatureConfig {
             bits: 20,
             word_ngrams: 2,
+            skip_window: 0,
             char_min: 2,
             char_max: 5,
             han_ngrams: 2,
@@ -69,6 +73,13 @@ impl FeatureConfig {
                     h = hash_bytes(h, b"\x1f");
                 }
                 out.push((self.bucket(h), WORD_BLOCK));
+            }
+        }
+        for (i, a) in tokens.iter().enumerate() {
+            for b in tokens.iter().skip(i + 2).take(self.skip_window.saturating_sub(1)) {
+                let (x, y) = if a.term <= b.term { (a, b) } else { (b, a) };
+                let h = hash_bytes(hash_bytes(SEED_SKIP, x.term.as_bytes()), b"\x1e");
+                out.push((self.bucket(hash_bytes(h, y.term.as_bytes())), WORD_BLOCK));
             }
         }
     }
@@ -118,6 +129,7 @@ impl FeatureConfig {
 const SEED_WORD: u64 = 0x9E37_79B9_7F4A_7C15;
 const SEED_CHAR: u64 = 0xC2B2_AE3D_27D4_EB4F;
 const SEED_HAN: u64 = 0x1656_67B1_9E37_79F9;
+const SEED_SKIP: u64 = 0x27D4_EB2F_1656_67C5;
 
 /// FNV-1a over `bytes`, continuing from `h` (stable across platforms and
 /// releases, unlike `std`'s hasher, because model files depend on it).
@@ -158,6 +170,30 @@ mod tests {
         // 4 unigrams + 3 bigrams.
         assert_eq!(f.iter().filter(|(_, b)| *b == WORD_BLOCK).count(), 7);
         assert!(f.iter().any(|(_, b)| *b == CHAR_BLOCK));
+    }
+
+    #[test]
+    fn skip_pairs_are_order_free() {
+        let tok = Tokenizer::new();
+        let cfg = FeatureConfig {
+            skip_window: 3,
+            word_ngrams: 1,
+            char_max: 0,
+            ..FeatureConfig::default()
+        };
+        let run = |text: &str| {
+            let mut out = Vec::new();
+            cfg.extract(text, &tok.tokenize(text), &mut out);
+            out.sort_unstable();
+            out
+        };
+        // 3 unigrams + 1 pair (first, third).
+        assert_eq!(run("card never arrived").len(), 4);
+        assert_eq!(run("card x arrived"), {
+            let mut v = run("arrived x card");
+            v.sort_unstable();
+            v
+        });
     }
 
     #[test]

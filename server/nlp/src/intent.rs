@@ -202,8 +202,12 @@ fn tfidf(hashed: &[Hashed], row_of: &[u32], idf: &[f32], word_weight: f32) -> Sp
     let mut norms = [0f32; 2];
     for run in rows.chunk_by(|a, b| a == b) {
         let (row, block) = run[0];
-        let count = run.len() as f32;
-        let v = (1.0 + count.ln()) * idf[row as usize];
+        // Sublinear tf; most features occur once, so skip the logarithm then.
+        let tf = match run.len() {
+            1 => 1.0,
+            n => 1.0 + (n as f32).ln(),
+        };
+        let v = tf * idf[row as usize];
         norms[usize::from(block)] += v * v;
         out.push((row, v));
         blocks.push(block);

@@ -208,7 +208,7 @@ mod tests {
     fn other_languages_are_labelled() {
         assert_eq!(lang("¿Dónde está mi pedido? Lo compré hace una semana"), "es");
         assert_eq!(lang("Bonjour, je voudrais annuler ma commande s'il vous plaît"), "fr");
-        assert_eq!(lang("Где мой заказ?"), "ru");
+        assert_eq!(lang("Здравствуйте, где мой заказ? Я жду его уже две недели."), "ru");
         assert_eq!(lang("注文はどこですか"), "ja");
         assert_eq!(lang("12345 !!!"), "und");
     }

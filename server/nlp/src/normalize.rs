@@ -9,9 +9,17 @@ use unicode_normalization::UnicodeNormalization;
 /// Returns `text` in NFKC, case-folded, with runs of white space collapsed to
 /// one ASCII space and no leading or trailing space.
 pub fn normalize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    if text.is_ascii() {
+        // ASCII is already in NFKC: skip the decomposition machinery.
+        return fold(text.chars(), text.len());
+    }
+    fold(text.nfkc(), text.len())
+}
+
+fn fold(chars: impl Iterator<Item = char>, len: usize) -> String {
+    let mut out = String::with_capacity(len);
     let mut pending_space = false;
-    for c in text.nfkc() {
+    for c in chars {
         if c.is_whitespace() {
             pending_space = !out.is_empty();
             continue;

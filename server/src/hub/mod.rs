@@ -14,6 +14,7 @@
 //! committer in sequence order.
 
 pub mod accounts;
+mod bot;
 pub mod broker;
 pub(crate) mod commit;
 mod ops;
@@ -145,6 +146,8 @@ pub struct HubConfig {
     pub visitor_token_ttl: Duration,
     pub agent_token_ttl: Duration,
     pub commit_queue: usize,
+    /// New conversations start with the bot (needs NLP).
+    pub bot: bool,
 }
 
 /// A conversation in memory: its record, newest sequence, and how far it is durable.
@@ -172,6 +175,7 @@ struct Shared {
     config: HubConfig,
     metrics: Arc<Metrics>,
     next_session: AtomicU64,
+    nlp: Option<Arc<crate::nlp::Nlp>>,
 }
 
 impl Hub {
@@ -181,6 +185,7 @@ impl Hub {
         broker: Arc<dyn Broker>,
         config: HubConfig,
         metrics: Arc<Metrics>,
+        nlp: Option<Arc<crate::nlp::Nlp>>,
     ) -> Result<Hub> {
         let secret = store.visitor_secret()?;
         let ttl = config.visitor_token_ttl.as_secs();
@@ -202,6 +207,7 @@ impl Hub {
                 config,
                 metrics,
                 next_session: AtomicU64::new(1),
+                nlp,
             }),
         };
         hub.load()?;
@@ -251,6 +257,15 @@ impl Hub {
 
     pub fn broker(&self) -> &dyn Broker {
         &*self.shared.broker
+    }
+
+    pub fn nlp(&self) -> Option<&Arc<crate::nlp::Nlp>> {
+        self.shared.nlp.as_ref()
+    }
+
+    /// Whether new conversations start with the bot.
+    pub fn bot_enabled(&self) -> bool {
+        self.shared.config.bot && self.shared.nlp.is_some()
     }
 
     pub fn config(&self) -> &HubConfig {

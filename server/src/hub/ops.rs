@@ -57,12 +57,12 @@ pub(crate) fn check_field(name: &str, value: Option<&str>) -> Result<()> {
 }
 
 /// Everyone told of a conversation's state changes: its visitor and every agent.
-fn watchers(r: &StoredConversation) -> [To; 2] {
+pub(super) fn watchers(r: &StoredConversation) -> [To; 2] {
     [To::One(Participant::Visitor(r.customer_id)), To::Agents]
 }
 
 impl Hub {
-    fn event(
+    pub(super) fn event(
         &self,
         st: &ConvState,
         kind: ConversationEventKind,
@@ -98,7 +98,7 @@ impl Hub {
     }
 
     /// The conversation a visitor's send goes to: the one named (if theirs) or their newest.
-    fn visitor_target(
+    pub(super) fn visitor_target(
         &self,
         customer: CustomerId,
         named: Option<ConversationId>,
@@ -162,7 +162,7 @@ impl Hub {
     }
 
     /// Tells every waiting visitor their place in the queue.
-    fn announce_queue(&self, routing: &Routing, commit: &mut Commit) {
+    pub(super) fn announce_queue(&self, routing: &Routing, commit: &mut Commit) {
         for (i, id) in routing.queue().enumerate() {
             let Ok(st) = self.conversation(id) else {
                 continue;
@@ -213,11 +213,16 @@ impl Hub {
             durable_seq: Default::default(),
         };
         let mut routing = self.routing();
+        if self.bot_enabled() {
+            st.record.status = ConversationStatus::Bot;
+        }
         commit.deliver_all(
             watchers(&st.record),
             self.event(&st, ConversationEventKind::Created, None, None),
         );
-        self.route(&mut routing, &mut st, None, commit);
+        if !self.bot_enabled() {
+            self.route(&mut routing, &mut st, None, commit);
+        }
         self.store().put_conversation(&st.record)?;
         self.store().link_conversation(customer, id)?;
         self.shared.conversations.insert(id, st);
@@ -249,13 +254,14 @@ impl Hub {
 
     /// Posts a message. The ack reaches `origin` once it is durable; a resent
     /// `client_id` is acknowledged again with the ids it was first stored under.
+    /// Returns the message and whether it is new (not a resend).
     pub async fn send_message(
         &self,
         actor: &Actor,
         origin: Option<&SessionHandle>,
         m: SendMessage,
         analysis: Option<Analysis>,
-    ) -> Result<Message> {
+    ) -> Result<(Message, bool)> {
         check_text(&m.text)?;
         check_client_id(&m.client_id)?;
         let permit = self.reserve().await?;
@@ -284,17 +290,37 @@ impl Hub {
         if let Some(existing) = self.store().message_by_client_id(id, &m.client_id)? {
             commit.ack = origin.map(|o| (o.clone(), ack(&existing)));
             Hub::send(permit, commit);
-            return Ok(existing);
+            return Ok((existing, false));
         }
-        let msg = Message {
-            id: MessageId(self.store().next_id()?),
-            conversation_id: id,
-            seq: st.last_seq + 1,
+        let draft = Draft {
             author: actor.author(),
             text: m.text,
             client_id: Some(m.client_id),
-            sent_at: now_ms(),
             analysis,
+        };
+        let msg = self.append_locked(&mut st, draft, origin, commit, permit)?;
+        Ok((msg, true))
+    }
+
+    /// Stores a message in a conversation the caller has locked, and queues its
+    /// commit (ack to `origin`, delivery to the conversation's audience).
+    pub(super) fn append_locked(
+        &self,
+        st: &mut ConvState,
+        draft: Draft,
+        origin: Option<&SessionHandle>,
+        mut commit: Commit,
+        permit: tokio::sync::mpsc::OwnedPermit<super::commit::Job>,
+    ) -> Result<Message> {
+        let msg = Message {
+            id: MessageId(self.store().next_id()?),
+            conversation_id: st.record.id,
+            seq: st.last_seq + 1,
+            author: draft.author,
+            text: draft.text,
+            client_id: draft.client_id,
+            sent_at: now_ms(),
+            analysis: draft.analysis,
         };
         self.store().put_message(&msg)?;
         st.last_seq = msg.seq;
@@ -857,6 +883,14 @@ impl Hub {
             }
         }
     }
+}
+
+/// A message about to be stored.
+pub(super) struct Draft {
+    pub(super) author: Author,
+    pub(super) text: String,
+    pub(super) client_id: Option<String>,
+    pub(super) analysis: Option<Analysis>,
 }
 
 fn ack(m: &Message) -> Ack {

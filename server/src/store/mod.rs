@@ -38,7 +38,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    /// `"visitor_secret"` → 32 random bytes; `"format"` → VALUE_FORMAT.
+    /// `"visitor_secret"` → 32 random bytes; `"format"` → VALUE_FORMAT; `"knowledge_base"` → JSON.
     meta: sled::Tree,
     /// ConversationId → StoredConversation
     conversationid_conversation: sled::Tree,
@@ -142,6 +142,19 @@ impl Store {
             .get("visitor_secret")?
             .map(|s| s.to_vec())
             .unwrap_or_default())
+    }
+
+    /// The knowledge base admins saved (JSON), if any.
+    pub fn knowledge_base(&self) -> Result<Option<String>> {
+        Ok(self
+            .meta
+            .get("knowledge_base")?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub fn put_knowledge_base(&self, json: &str) -> Result<()> {
+        self.meta.insert("knowledge_base", json.as_bytes())?;
+        Ok(())
     }
 
     // ---- conversations ----

@@ -34,6 +34,8 @@ pub fn config(dir: &Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data: dir.to_path_buf(),
         admin_password: Some(ADMIN_PASSWORD.into()),
+        // Routing tests want conversations to reach agents at once; tests/bot.rs turns it on.
+        bot: false,
         ..Config::default()
     }
 }

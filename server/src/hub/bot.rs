@@ -1,0 +1,173 @@
+//! A visitor message's trip through the NLP pipeline: analysis (on the
+//! worker pool), the bot's decision while it has the conversation, then the
+//! answer or the hand-off to a person, the profile filled from entities, and
+//! the queue priority raised by negative sentiment.
+
+use super::broker::{Participant, SessionHandle};
+use super::commit::Commit;
+use super::ops::{watchers, Draft};
+use super::{Actor, Hub, HubError, Result};
+use crate::nlp::{bot_author, handoff_line, Nlp};
+use std::sync::Arc;
+use switchboard_nlp::Decision;
+use switchboard_protocol::client::SendMessage;
+use switchboard_protocol::model::{Analysis, ConversationStatus};
+use switchboard_protocol::server::TypingEvent;
+use switchboard_protocol::{ConversationId, CustomerId, ServerMessage};
+
+impl Hub {
+    /// Handles a visitor's `send`: analyse, store (with the analysis), then
+    /// let the bot answer or hand off.
+    pub async fn visitor_message(
+        &self,
+        actor: &Actor,
+        origin: &SessionHandle,
+        m: SendMessage,
+    ) -> Result<()> {
+        let Participant::Visitor(customer) = actor.who else {
+            return Err(HubError::Forbidden("only visitors"));
+        };
+        let Some(nlp) = self.nlp().cloned() else {
+            return self
+                .send_message(actor, Some(origin), m, None)
+                .await
+                .map(|_| ());
+        };
+        let mut analysis = nlp.analyze(&m.text).await;
+        let decision = match &analysis {
+            Some(a) => self.bot_decision(&nlp, customer, m.conversation_id, a)?,
+            None => Decision::Nothing,
+        };
+        if let Some(a) = analysis.as_mut() {
+            a.bot_answered = matches!(decision, Decision::Answer { .. });
+        }
+        let (msg, fresh) = self
+            .send_message(actor, Some(origin), m, analysis.clone())
+            .await?;
+        let (Some(a), true) = (analysis, fresh) else {
+            return Ok(());
+        };
+        let conv = msg.conversation_id;
+        self.fill_profile(customer, &a)?;
+        match decision {
+            Decision::Answer { text, .. } => self.bot_says(conv, text).await,
+            Decision::Handoff { priority, .. } => {
+                self.bot_says(conv, handoff_line(&a.language).to_string())
+                    .await?;
+                self.handoff(actor, conv, priority.max(0)).await
+            }
+            Decision::Nothing => self.raise_priority(conv, Nlp::priority_for(&a)).await,
+        }
+    }
+
+    /// What the bot would do, if it has (or will have) the conversation.
+    fn bot_decision(
+        &self,
+        nlp: &Nlp,
+        customer: CustomerId,
+        named: Option<ConversationId>,
+        a: &Analysis,
+    ) -> Result<Decision> {
+        let (with_bot, answers) = match self.visitor_target(customer, named)? {
+            None => (self.bot_enabled(), 0),
+            Some(id) => {
+                let st = self.conversation(id)?;
+                (
+                    st.record.status == ConversationStatus::Bot,
+                    st.record.bot_answers_in_a_row,
+                )
+            }
+        };
+        Ok(if with_bot {
+            nlp.decide(a, answers)
+        } else {
+            Decision::Nothing
+        })
+    }
+
+    /// The bot posts `text`, with a typing indicator first (visitor and agents see it).
+    async fn bot_says(&self, conv: ConversationId, text: String) -> Result<()> {
+        let typing = |on| {
+            Arc::new(ServerMessage::Typing(TypingEvent {
+                conversation_id: conv,
+                author: bot_author(),
+                typing: on,
+            }))
+        };
+        let customer = self.conversation(conv)?.record.customer_id;
+        self.broker()
+            .publish(Participant::Visitor(customer), &typing(true));
+        self.broker().publish_agents(&typing(true));
+        let permit = self.reserve().await?;
+        {
+            let mut st = self.conversation(conv)?;
+            let draft = Draft {
+                author: bot_author(),
+                text,
+                client_id: None,
+                analysis: None,
+            };
+            self.append_locked(&mut st, draft, None, Commit::default(), permit)?;
+        }
+        self.broker()
+            .publish(Participant::Visitor(customer), &typing(false));
+        self.broker().publish_agents(&typing(false));
+        Ok(())
+    }
+
+    /// Fills an empty email or phone on the profile from what the visitor wrote.
+    fn fill_profile(&self, customer: CustomerId, a: &Analysis) -> Result<()> {
+        let Some(mut c) = self.store().customer(customer)? else {
+            return Ok(());
+        };
+        let mut changed = false;
+        for e in &a.entities {
+            let slot = match e.kind.as_str() {
+                "email" => &mut c.email,
+                "phone" => &mut c.phone,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(e.value.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            self.store().put_customer(&c)?;
+        }
+        Ok(())
+    }
+
+    /// Moves a waiting conversation up the queue when the visitor's mood sours.
+    async fn raise_priority(&self, conv: ConversationId, wanted: i32) -> Result<()> {
+        if wanted <= 0 {
+            return Ok(());
+        }
+        let permit = self.reserve().await?;
+        let mut commit = Commit::default();
+        let mut routing = self.routing();
+        {
+            let mut st = self.conversation(conv)?;
+            if st.record.priority >= wanted {
+                return Ok(());
+            }
+            st.record.priority = wanted;
+            self.store().put_conversation(&st.record)?;
+            if st.record.status == ConversationStatus::Queued {
+                routing.enqueue(conv, wanted);
+            }
+            let position = routing.position(conv);
+            let ev = self.event(
+                &st,
+                switchboard_protocol::server::ConversationEventKind::Updated,
+                None,
+                position,
+            );
+            commit.deliver_all(watchers(&st.record), ev);
+        }
+        self.announce_queue(&routing, &mut commit);
+        drop(routing);
+        Hub::send(permit, commit);
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! The server's side of the NLP pipeline (`switchboard-nlp`): a bounded pool
+//! that runs analysis off the async workers, the current model and knowledge
+//! base (both swappable while connections stay up), and the bot's own lines.
+//!
+//! Analysis takes tens of microseconds; it still runs on the blocking pool,
+//! behind a semaphore of `workers` permits, so a burst of messages waits for a
+//! permit (backpressure on the senders) instead of stalling other connections.
+
+use std::sync::{Arc, OnceLock, RwLock};
+use switchboard_nlp::{Decision, DecisionContext, KnowledgeBase, Pipeline};
+use switchboard_protocol::model::{Analysis, Author, AuthorKind};
+use tokio::sync::Semaphore;
+
+/// The bot as an author.
+pub fn bot_author() -> Author {
+    Author {
+        kind: AuthorKind::Bot,
+        id: 0,
+        name: "Switchboard bot".into(),
+    }
+}
+
+/// What the bot says when it hands a conversation to a person.
+pub fn handoff_line(language: &str) -> &'static str {
+    match language {
+        "zh" => "正在为您转接人工客服，请稍候。",
+        _ => "I'm connecting you with a member of our team. They'll be with you shortly.",
+    }
+}
+
+pub struct Nlp {
+    pipeline: RwLock<Arc<Pipeline>>,
+    knowledge: RwLock<Arc<KnowledgeBase>>,
+    permits: Arc<Semaphore>,
+    /// Bot answers in a row before a person takes over.
+    pub max_bot_answers: u32,
+}
+
+/// The default pipeline, trained once per process (training is deterministic).
+pub fn default_pipeline() -> Result<Arc<Pipeline>, switchboard_nlp::Error> {
+    static DEFAULT: OnceLock<Arc<Pipeline>> = OnceLock::new();
+    if let Some(p) = DEFAULT.get() {
+        return Ok(p.clone());
+    }
+    let p = Arc::new(Pipeline::with_default_model()?);
+    Ok(DEFAULT.get_or_init(|| p).clone())
+}
+
+impl Nlp {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        knowledge: KnowledgeBase,
+        workers: usize,
+        max_bot_answers: u32,
+    ) -> Nlp {
+        Nlp {
+            pipeline: RwLock::new(pipeline),
+            knowledge: RwLock::new(Arc::new(knowledge)),
+            permits: Arc::new(Semaphore::new(workers.max(1))),
+            max_bot_answers,
+        }
+    }
+
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        self.pipeline
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn knowledge(&self) -> Arc<KnowledgeBase> {
+        self.knowledge
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Installs a new model; messages already being analysed finish on the old one.
+    pub fn swap_pipeline(&self, p: Pipeline) {
+        *self.pipeline.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(p);
+    }
+
+    pub fn swap_knowledge(&self, kb: KnowledgeBase) {
+        *self.knowledge.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(kb);
+    }
+
+    /// Analyses `text` on the worker pool. `None` only if the pool is gone (shutdown).
+    pub async fn analyze(&self, text: &str) -> Option<Analysis> {
+        let permit = self.permits.clone().acquire_owned().await.ok()?;
+        let pipeline = self.pipeline();
+        let text = text.to_string();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            pipeline.analyze(&text)
+        })
+        .await
+        .ok()
+    }
+
+    /// The bot's decision for a conversation it is handling.
+    pub fn decide(&self, analysis: &Analysis, bot_answers_in_a_row: u32) -> Decision {
+        let ctx = DecisionContext {
+            bot_answers_in_a_row,
+            max_bot_answers: self.max_bot_answers,
+            ..DecisionContext::default()
+        };
+        switchboard_nlp::decision::decide(&self.knowledge(), analysis, &ctx)
+    }
+
+    /// The priority a message's sentiment asks for (0, 1 negative, 2 strongly negative).
+    pub fn priority_for(analysis: &Analysis) -> i32 {
+        let strong = DecisionContext::default().strong_negative;
+        if analysis.sentiment <= strong {
+            2
+        } else if analysis.sentiment_label == switchboard_protocol::model::SentimentLabel::Negative
+        {
+            1
+        } else {
+            0
+        }
+    }
+}
