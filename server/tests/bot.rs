@@ -143,3 +143,66 @@ async fn an_angry_visitor_goes_to_a_person_with_raised_priority() {
     assert!(queued.conversation.sentiment.is_some_and(|s| s < 0.0));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn admins_edit_the_knowledge_base_and_it_survives_a_restart() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(temp.path());
+    cfg.bot = true;
+    let s = TestServer::start_with(cfg.clone()).await;
+    let admin = s.admin_token().await;
+    let (_, agent) = s.agent_account("ann@shop.test", 5).await;
+    let (st, body) = s
+        .http(
+            "POST",
+            "/api/nlp/analyze",
+            Some(&agent),
+            Some(serde_json::json!({"text": "what are your opening hours?"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["analysis"]["intent"], "opening_hours");
+    assert_eq!(body["decision"]["type"], "answer");
+    let (_, mut kb) = s
+        .http("GET", "/api/nlp/knowledge", Some(&agent), None)
+        .await;
+    kb["intents"]["opening_hours"]["en"] = serde_json::json!("We are open around the clock.");
+    let (st, _) = s
+        .http("PUT", "/api/nlp/knowledge", Some(&agent), Some(kb.clone()))
+        .await;
+    assert_eq!(st, 403, "agents may read but not change the knowledge base");
+    let (st, body) = s
+        .http("PUT", "/api/nlp/knowledge", Some(&admin), Some(kb))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, _) = s
+        .http(
+            "PUT",
+            "/api/nlp/knowledge",
+            Some(&admin),
+            Some(serde_json::json!({"intents": 5})),
+        )
+        .await;
+    assert_eq!(st, 400);
+    let (st, _) = s
+        .http(
+            "POST",
+            "/api/nlp/model",
+            Some(&admin),
+            Some(serde_json::json!({"path": "/nonexistent/model"})),
+        )
+        .await;
+    assert_eq!(st, 400);
+    s.stop().await;
+
+    let s = TestServer::start_with(cfg).await;
+    let (mut v, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
+    v.say("1", None, "what are your opening hours?").await;
+    let answer = v.recv_until(bot_reply).await;
+    assert!(
+        answer.text.starts_with("We are open around the clock."),
+        "{}",
+        answer.text
+    );
+    s.stop().await;
+}

@@ -4,10 +4,12 @@
 //! out-of-scope threshold.
 //!
 //! Training holds out a stratified slice of the in-scope examples, trains on
-//! the rest, fits the temperature and the threshold on the held-out slice (and
-//! on the `oos` examples, if any), then retrains on everything with those two
-//! numbers. The `oos` examples never become a class; they only tune the
-//! threshold. Without any, the threshold is [`TrainConfig::default_threshold`].
+//! the rest, fits the temperature on the held-out slice and the threshold on
+//! the `oos` examples (the lowest that rejects
+//! [`TrainConfig::oos_recall_target`] of them), then retrains on everything
+//! with those two numbers. The `oos` examples never become a class; they only
+//! tune the threshold. Without any, the threshold is
+//! [`TrainConfig::default_threshold`].
 //!
 //! Only features seen in training get a weight row, so the model stays small:
 //! `row_of` maps a hash bucket to its row.
@@ -41,8 +43,8 @@ pub struct TrainConfig {
     pub holdout: f32,
     /// Threshold used when the training data has no `oos` example.
     pub default_threshold: f32,
-    /// Weight of out-of-scope recall against in-scope accuracy when tuning the threshold.
-    pub oos_weight: f32,
+    /// Share of the held-out `oos` examples the threshold must reject.
+    pub oos_recall_target: f32,
     /// Class gradients smaller than this are skipped in an update.
     pub min_gradient: f32,
 }
@@ -57,7 +59,7 @@ impl Default for TrainConfig {
             l2: 0.0,
             holdout: 0.1,
             default_threshold: 0.0,
-            oos_weight: 0.5,
+            oos_recall_target: 0.6,
             min_gradient: 1e-3,
         }
     }

@@ -24,7 +24,7 @@ const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 200;
 
 /// An authenticated agent (from `Authorization: Bearer …`).
-pub(super) struct Agent(pub Actor, pub String);
+pub(super) struct Agent(pub(super) Actor, pub(super) String);
 
 impl FromRequestParts<AppState> for Agent {
     type Rejection = ApiError;
@@ -43,7 +43,7 @@ impl FromRequestParts<AppState> for Agent {
 }
 
 /// An authenticated admin.
-pub(super) struct Admin(pub Actor);
+pub(super) struct Admin(pub(super) Actor);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;

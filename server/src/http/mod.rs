@@ -5,6 +5,7 @@
 mod api;
 mod assets;
 mod error;
+mod nlp;
 mod ws;
 
 use crate::config::Config;
@@ -58,6 +59,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agents", get(api::list_agents).post(api::create_agent))
         .route("/api/agents/{id}", axum::routing::patch(api::update_agent))
         .route("/api/stats", get(api::stats))
+        .route(
+            "/api/nlp/knowledge",
+            get(nlp::get_knowledge).put(nlp::put_knowledge),
+        )
+        .route("/api/nlp/model", post(nlp::load_model))
+        .route("/api/nlp/analyze", post(nlp::analyze))
         .merge(assets::routes())
         .fallback(|| async { ApiError::not_found("no such page") })
         .layer(SetResponseHeaderLayer::if_not_present(

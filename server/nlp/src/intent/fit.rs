@@ -205,18 +205,11 @@ fn calibrate(
         softmax(&mut p, temperature);
         argmax(&p)
     };
-    let in_scope: Vec<(f32, bool)> = held_logits
-        .iter()
-        .map(|(z, y)| {
-            let (k, conf) = top(z);
-            (conf, k == *y as usize)
-        })
-        .collect();
     let oos: Vec<f32> = data.oos.iter().map(|h| top(&logits(h)).1).collect();
     let threshold = if oos.is_empty() {
         cfg.default_threshold
     } else {
-        tune_threshold(&in_scope, &oos, cfg.oos_weight)
+        tune_threshold(&oos, cfg.oos_recall_target)
     };
     (temperature, threshold)
 }
@@ -244,25 +237,31 @@ fn fit_temperature(held: &[(Vec<f32>, u32)]) -> f32 {
     best.0
 }
 
-/// The threshold that maximises held-out in-scope accuracy (a rejected
-/// in-scope message counts as wrong) plus `oos_weight` × out-of-scope recall.
-fn tune_threshold(in_scope: &[(f32, bool)], oos: &[f32], oos_weight: f32) -> f32 {
-    let mut candidates: Vec<f32> = in_scope.iter().map(|(c, _)| *c).chain(oos.iter().copied()).collect();
-    candidates.push(0.0);
-    candidates.sort_by(f32::total_cmp);
-    candidates.dedup();
-    let n_in = in_scope.len().max(1) as f32;
-    let n_oos = oos.len().max(1) as f32;
-    let mut best = (0.0, f32::NEG_INFINITY);
-    for &t in &candidates {
-        let acc = in_scope.iter().filter(|(c, ok)| *ok && *c >= t).count() as f32 / n_in;
-        let recall = oos.iter().filter(|c| **c < t).count() as f32 / n_oos;
-        let score = acc + oos_weight * recall;
-        if score > best.1 {
-            best = (t, score);
-        }
+/// The lowest threshold that rejects at least `target` of the held-out
+/// out-of-scope examples: the product promises "at least this share of
+/// off-topic messages reach a person" and keeps every in-scope answer it can
+/// beyond that.
+fn tune_threshold(oos: &[f32], target: f32) -> f32 {
+    let mut conf: Vec<f32> = oos.to_vec();
+    conf.sort_by(f32::total_cmp);
+    let target = target.clamp(0.0, 1.0);
+    // Rejecting the k least confident needs a threshold just above the k-th.
+    let k = (conf.len() as f32 * target).ceil() as usize;
+    match k {
+        0 => 0.0,
+        k => conf[k.min(conf.len()) - 1].next_up_approx(),
     }
-    best.0
+}
+
+/// The next `f32` above a confidence, so `confidence < threshold` holds.
+trait NextUp {
+    fn next_up_approx(self) -> f32;
+}
+
+impl NextUp for f32 {
+    fn next_up_approx(self) -> f32 {
+        (self + 1e-6).min(1.0)
+    }
 }
 
 /// Indices of each class split into (train, held out): `share` of every class
@@ -325,11 +324,13 @@ mod tests {
     }
 
     #[test]
-    fn threshold_separates_confident_from_oos() {
-        let in_scope = [(0.9, true), (0.8, true), (0.7, true), (0.3, false)];
-        let oos = [0.2, 0.25, 0.4];
-        let t = tune_threshold(&in_scope, &oos, 1.0);
-        assert!(t > 0.4 && t <= 0.7, "{t}");
+    fn threshold_rejects_the_target_share_of_oos() {
+        let oos = [0.4, 0.2, 0.9, 0.25];
+        let t = tune_threshold(&oos, 0.5);
+        assert!(t > 0.25 && t <= 0.4, "{t}");
+        assert!(tune_threshold(&oos, 1.0) > 0.9);
+        assert_eq!(tune_threshold(&oos, 0.0), 0.0);
+        assert_eq!(tune_threshold(&[], 0.5), 0.0);
     }
 
     #[test]
