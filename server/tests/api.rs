@@ -400,3 +400,27 @@ async fn close_then_rate_shows_on_the_conversation() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_silent_peer_is_dropped_by_the_heartbeat() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(temp.path());
+    cfg.ping_interval_secs = 1;
+    cfg.idle_timeout_secs = 2;
+    let s = TestServer::start_with(cfg).await;
+    // This client reads (and so answers pings) and stays.
+    let (mut alive, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
+    // This one stops reading after its welcome, so it never answers a ping.
+    let (mut silent, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
+    let keep_reading = tokio::spawn(async move {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(4), alive.closed())
+            .await
+            .is_err();
+        alive
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(silent.closed().await, close::IDLE_TIMEOUT);
+    let mut alive = keep_reading.await.unwrap();
+    alive.say("1", None, "still connected").await;
+    s.stop().await;
+}

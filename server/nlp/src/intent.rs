@@ -45,6 +45,8 @@ pub struct TrainConfig {
     pub default_threshold: f32,
     /// Share of the held-out `oos` examples the threshold must reject.
     pub oos_recall_target: f32,
+    /// Margin by which training asks the true class to win (0 = plain softmax).
+    pub margin: f32,
     /// Class gradients smaller than this are skipped in an update.
     pub min_gradient: f32,
 }
@@ -61,6 +63,7 @@ impl Default for TrainConfig {
             default_threshold: 0.0,
             oos_recall_target: 0.6,
             min_gradient: 1e-3,
+            margin: 0.0,
         }
     }
 }

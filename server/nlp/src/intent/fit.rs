@@ -159,6 +159,8 @@ fn adagrad(model: &mut IntentModel, xs: &[SparseVector], ys: &[u32], cfg: &Train
         rng.shuffle(&mut order);
         for &i in &order {
             let mut p = model.scores(&xs[i]);
+            // Large-margin softmax: the true class must win by `margin`.
+            p[ys[i] as usize] -= cfg.margin;
             softmax(&mut p, 1.0);
             active.clear();
             let mut g_sq = 0.0;
