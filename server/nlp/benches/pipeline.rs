@@ -49,37 +49,55 @@ fn report(name: &str, (p50, p99): (f64, f64)) {
 }
 
 fn banking77() -> Option<IntentModel> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/banking77/train.csv");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/banking77/train.csv");
     if !path.exists() {
         println!("skipping the Banking77 case: {} not found", path.display());
         return None;
     }
     let examples = dataset::load(&path.display().to_string()).ok()?;
     let tokenizer = switchboard_nlp::tokens::Tokenizer::new();
-    IntentModel::train(&examples, &tokenizer, &TrainConfig::default()).ok().map(|(m, _)| m)
+    IntentModel::train(&examples, &tokenizer, &TrainConfig::default())
+        .ok()
+        .map(|(m, _)| m)
 }
 
 fn benches(c: &mut Criterion) {
     let started = Instant::now();
     let pipeline = Pipeline::with_default_model().expect("default model");
-    println!("default pipeline start-up: {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "default pipeline start-up: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     let model = pipeline.model();
     let tok = pipeline.tokenizer();
 
-    report("classify/en (default)", percentiles(EN, 20_000, |t| {
-        black_box(model.classify(tok, t));
-    }));
-    report("analyze/en", percentiles(EN, 20_000, |t| {
-        black_box(pipeline.analyze(t));
-    }));
-    report("analyze/zh", percentiles(ZH, 20_000, |t| {
-        black_box(pipeline.analyze(t));
-    }));
+    report(
+        "classify/en (default)",
+        percentiles(EN, 20_000, |t| {
+            black_box(model.classify(tok, t));
+        }),
+    );
+    report(
+        "analyze/en",
+        percentiles(EN, 20_000, |t| {
+            black_box(pipeline.analyze(t));
+        }),
+    );
+    report(
+        "analyze/zh",
+        percentiles(ZH, 20_000, |t| {
+            black_box(pipeline.analyze(t));
+        }),
+    );
     let b77 = banking77();
     if let Some(m) = &b77 {
-        report("classify/en (banking77)", percentiles(EN, 20_000, |t| {
-            black_box(m.classify(tok, t));
-        }));
+        report(
+            "classify/en (banking77)",
+            percentiles(EN, 20_000, |t| {
+                black_box(m.classify(tok, t));
+            }),
+        );
     }
 
     let mut i = 0;
@@ -87,11 +105,19 @@ fn benches(c: &mut Criterion) {
         i += 1;
         texts[i % texts.len()]
     };
-    c.bench_function("classify/en (default)", |b| b.iter(|| model.classify(tok, black_box(next(EN)))));
-    c.bench_function("analyze/en", |b| b.iter(|| pipeline.analyze(black_box(next(EN)))));
-    c.bench_function("analyze/zh", |b| b.iter(|| pipeline.analyze(black_box(next(ZH)))));
+    c.bench_function("classify/en (default)", |b| {
+        b.iter(|| model.classify(tok, black_box(next(EN))))
+    });
+    c.bench_function("analyze/en", |b| {
+        b.iter(|| pipeline.analyze(black_box(next(EN))))
+    });
+    c.bench_function("analyze/zh", |b| {
+        b.iter(|| pipeline.analyze(black_box(next(ZH))))
+    });
     if let Some(m) = &b77 {
-        c.bench_function("classify/en (banking77)", |b| b.iter(|| m.classify(tok, black_box(next(EN)))));
+        c.bench_function("classify/en (banking77)", |b| {
+            b.iter(|| m.classify(tok, black_box(next(EN))))
+        });
     }
 }
 

@@ -76,7 +76,13 @@ pub fn run(cmd: NlpCommand) -> anyhow::Result<()> {
             json,
             seed,
             config,
-        } => evaluate(&train, &test, cv, json, &train_config(seed, config.as_deref())?),
+        } => evaluate(
+            &train,
+            &test,
+            cv,
+            json,
+            &train_config(seed, config.as_deref())?,
+        ),
     }
 }
 
@@ -122,7 +128,13 @@ fn train(data: &[String], out: &std::path::Path, cfg: &TrainConfig) -> anyhow::R
     Ok(())
 }
 
-fn evaluate(train: &[String], test: &[String], cv: Option<usize>, json: bool, cfg: &TrainConfig) -> anyhow::Result<()> {
+fn evaluate(
+    train: &[String],
+    test: &[String],
+    cv: Option<usize>,
+    json: bool,
+    cfg: &TrainConfig,
+) -> anyhow::Result<()> {
     let train_ex = load_all(train)?;
     let tokenizer = Tokenizer::new();
     let report = match cv {
@@ -144,7 +156,10 @@ fn print_summary(r: &EvalReport) {
         println!("{k}-fold cross-validation (means over folds)");
     }
     println!("train: {} examples in {:.2}s", r.n_train, r.train_seconds);
-    println!("test: {} examples ({} out of scope)", r.n_test, r.n_test_oos);
+    println!(
+        "test: {} examples ({} out of scope)",
+        r.n_test, r.n_test_oos
+    );
     println!(
         "in-scope accuracy {:.2}% (top-1 ignoring threshold {:.2}%), macro-F1 {:.2}%",
         r.accuracy * 100.0,
@@ -152,10 +167,20 @@ fn print_summary(r: &EvalReport) {
         r.macro_f1 * 100.0
     );
     match r.oos_recall {
-        Some(v) => println!("out-of-scope recall {:.2}% at threshold {:.3}", v * 100.0, r.threshold),
-        None => println!("no out-of-scope test examples (threshold {:.3})", r.threshold),
+        Some(v) => println!(
+            "out-of-scope recall {:.2}% at threshold {:.3}",
+            v * 100.0,
+            r.threshold
+        ),
+        None => println!(
+            "no out-of-scope test examples (threshold {:.3})",
+            r.threshold
+        ),
     }
-    println!("classify p50 {:.1} µs, p99 {:.1} µs", r.classify_p50_us, r.classify_p99_us);
+    println!(
+        "classify p50 {:.1} µs, p99 {:.1} µs",
+        r.classify_p50_us, r.classify_p99_us
+    );
 }
 
 #[cfg(test)]
@@ -174,7 +199,14 @@ mod tests {
         let c = Cli::try_parse_from(["nlp", "train", "--data", "a.csv", "--out", "m.bin"]).unwrap();
         assert!(matches!(c.cmd, NlpCommand::Train { seed: 42, .. }));
         let c = Cli::try_parse_from([
-            "nlp", "eval", "--train", "t.json:train,oos_train", "--test", "t.json:val", "x.csv", "--json",
+            "nlp",
+            "eval",
+            "--train",
+            "t.json:train,oos_train",
+            "--test",
+            "t.json:val",
+            "x.csv",
+            "--json",
         ])
         .unwrap();
         let NlpCommand::Eval { test, json, .. } = c.cmd else {
@@ -187,7 +219,13 @@ mod tests {
 
     #[test]
     fn eval_without_test_or_cv_is_an_error() {
-        let r = evaluate(&["default".into()], &[], None, false, &TrainConfig::default());
+        let r = evaluate(
+            &["default".into()],
+            &[],
+            None,
+            false,
+            &TrainConfig::default(),
+        );
         assert!(r.is_err());
     }
 
@@ -196,7 +234,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sb-nlp-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let csv = dir.join("d.csv");
-        std::fs::write(&csv, "text,category\nhi,greet\nhello,greet\nhey,greet\nbye,bye\nsee you,bye\nlater,bye\n").unwrap();
+        std::fs::write(
+            &csv,
+            "text,category\nhi,greet\nhello,greet\nhey,greet\nbye,bye\nsee you,bye\nlater,bye\n",
+        )
+        .unwrap();
         let out = dir.join("m.bin");
         train(&[csv.display().to_string()], &out, &TrainConfig::default()).unwrap();
         let model = IntentModel::from_bytes(&std::fs::read(&out).unwrap()).unwrap();

@@ -90,8 +90,8 @@ pub fn parse_csv(text: &str, origin: &str) -> Result<Vec<Example>> {
     let headers = reader.headers().map_err(|e| err(e.to_string()))?.clone();
     let find = |names: &[&str]| headers.iter().position(|h| names.contains(&h.trim()));
     let text_col = find(&["text"]).ok_or_else(|| err("no `text` column".into()))?;
-    let label_col = find(&["category", "label", "intent"])
-        .ok_or_else(|| err("no `category` column".into()))?;
+    let label_col =
+        find(&["category", "label", "intent"]).ok_or_else(|| err("no `category` column".into()))?;
     let mut out = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| err(e.to_string()))?;
@@ -122,7 +122,11 @@ pub fn parse_json(text: &str, origin: &str, splits: Option<&[String]>) -> Result
             split: name.clone(),
             available: all.keys().cloned().collect::<Vec<_>>().join(", "),
         })?;
-        out.extend(pairs.iter().map(|(t, l)| Example::new(t.as_str(), l.as_str())));
+        out.extend(
+            pairs
+                .iter()
+                .map(|(t, l)| Example::new(t.as_str(), l.as_str())),
+        );
     }
     Ok(out)
 }
@@ -168,7 +172,10 @@ mod tests {
 
     #[test]
     fn malformed_csv_is_a_typed_error() {
-        assert!(matches!(parse_csv("foo,bar\n1,2\n", "t"), Err(Error::Csv { .. })));
+        assert!(matches!(
+            parse_csv("foo,bar\n1,2\n", "t"),
+            Err(Error::Csv { .. })
+        ));
         let ragged = "text,category\n\"unterminated,greeting\nx\n";
         assert!(matches!(parse_csv(ragged, "t"), Err(Error::Csv { .. })));
     }
@@ -184,8 +191,14 @@ mod tests {
 
     #[test]
     fn malformed_json_is_a_typed_error() {
-        assert!(matches!(parse_json("{\"a\": [[1]]}", "t", None), Err(Error::Json { .. })));
-        assert!(matches!(parse_json("[", "t", None), Err(Error::Json { .. })));
+        assert!(matches!(
+            parse_json("{\"a\": [[1]]}", "t", None),
+            Err(Error::Json { .. })
+        ));
+        assert!(matches!(
+            parse_json("[", "t", None),
+            Err(Error::Json { .. })
+        ));
         let missing = vec!["test".to_owned()];
         assert!(matches!(
             parse_json("{\"a\": []}", "t", Some(&missing)),
@@ -198,7 +211,10 @@ mod tests {
         let ex = parse_sections("# c\n[greeting]\nhi\n\nhello\n[thanks]\nthx\n", "t").unwrap();
         assert_eq!(ex.len(), 3);
         assert_eq!(ex[2], Example::new("thx", "thanks"));
-        assert!(matches!(parse_sections("hi\n", "t"), Err(Error::IntentData { line: 1, .. })));
+        assert!(matches!(
+            parse_sections("hi\n", "t"),
+            Err(Error::IntentData { line: 1, .. })
+        ));
     }
 
     #[test]
@@ -211,6 +227,9 @@ mod tests {
 
     #[test]
     fn missing_file_is_io_error() {
-        assert!(matches!(load("/nonexistent/file.csv"), Err(Error::Io { .. })));
+        assert!(matches!(
+            load("/nonexistent/file.csv"),
+            Err(Error::Io { .. })
+        ));
     }
 }

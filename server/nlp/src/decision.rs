@@ -152,21 +152,40 @@ mod tests {
 
     #[test]
     fn confident_in_scope_is_answered() {
-        let d = decide(&kb(), &analysis("en", Some("order_status"), 0.0), &DecisionContext::default());
-        assert!(matches!(d, Decision::Answer { ref intent, .. } if intent == "order_status"), "{d:?}");
-        let d = decide(&kb(), &analysis("zh", Some("order_status"), 0.0), &DecisionContext::default());
+        let d = decide(
+            &kb(),
+            &analysis("en", Some("order_status"), 0.0),
+            &DecisionContext::default(),
+        );
+        assert!(
+            matches!(d, Decision::Answer { ref intent, .. } if intent == "order_status"),
+            "{d:?}"
+        );
+        let d = decide(
+            &kb(),
+            &analysis("zh", Some("order_status"), 0.0),
+            &DecisionContext::default(),
+        );
         assert!(matches!(d, Decision::Answer { .. }));
     }
 
     #[test]
     fn asking_for_a_person_hands_off() {
-        let d = decide(&kb(), &analysis("en", Some(TALK_TO_HUMAN), 0.0), &DecisionContext::default());
+        let d = decide(
+            &kb(),
+            &analysis("en", Some(TALK_TO_HUMAN), 0.0),
+            &DecisionContext::default(),
+        );
         assert_eq!(reason(d), Some(HandoffReason::AskedForPerson));
     }
 
     #[test]
     fn low_confidence_hands_off() {
-        let d = decide(&kb(), &analysis("en", None, 0.0), &DecisionContext::default());
+        let d = decide(
+            &kb(),
+            &analysis("en", None, 0.0),
+            &DecisionContext::default(),
+        );
         assert_eq!(reason(d), Some(HandoffReason::LowConfidence));
     }
 
@@ -189,7 +208,11 @@ mod tests {
 
     #[test]
     fn mildly_negative_raises_priority_only() {
-        let d = decide(&kb(), &analysis("en", None, -0.3), &DecisionContext::default());
+        let d = decide(
+            &kb(),
+            &analysis("en", None, -0.3),
+            &DecisionContext::default(),
+        );
         assert!(matches!(d, Decision::Handoff { priority: 1, .. }), "{d:?}");
     }
 
@@ -206,7 +229,11 @@ mod tests {
 
     #[test]
     fn other_languages_hand_off() {
-        let d = decide(&kb(), &analysis("fr", Some("shipping"), 0.0), &DecisionContext::default());
+        let d = decide(
+            &kb(),
+            &analysis("fr", Some("shipping"), 0.0),
+            &DecisionContext::default(),
+        );
         assert_eq!(reason(d), Some(HandoffReason::UnsupportedLanguage));
     }
 
@@ -214,7 +241,11 @@ mod tests {
     fn missing_answer_hands_off_to_the_team() {
         let mut kb = kb();
         kb.intents.get_mut("invoice").unwrap().answer.zh = None;
-        let d = decide(&kb, &analysis("zh", Some("invoice"), 0.0), &DecisionContext::default());
+        let d = decide(
+            &kb,
+            &analysis("zh", Some("invoice"), 0.0),
+            &DecisionContext::default(),
+        );
         assert_eq!(reason(d), Some(HandoffReason::NoAnswer));
     }
 

@@ -67,7 +67,9 @@ impl EntityExtractor {
             .map(|p| Regex::new(p))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(EntityExtractor {
-            email: Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")?,
+            email: Regex::new(
+                r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+            )?,
             url: Regex::new(r"(?i)\b(?:https?://|www\.)[^\s<>()，。]+")?,
             orders,
             money: Regex::new(
@@ -75,7 +77,11 @@ impl EntityExtractor {
             )?,
             dates: date_patterns()?,
             phone: Regex::new(r"\+?\(?\d[\d\s().-]{5,18}\d")?,
-            regions: cfg.phone_regions.iter().filter_map(|r| r.parse().ok()).collect(),
+            regions: cfg
+                .phone_regions
+                .iter()
+                .filter_map(|r| r.parse().ok())
+                .collect(),
         })
     }
 
@@ -103,13 +109,21 @@ impl EntityExtractor {
 
     fn find_emails(&self, text: &str, found: &mut Vec<Entity>) {
         for m in self.email.find_iter(text) {
-            push(found, "email", m.as_str().to_lowercase(), m.start(), m.end());
+            push(
+                found,
+                "email",
+                m.as_str().to_lowercase(),
+                m.start(),
+                m.end(),
+            );
         }
     }
 
     fn find_urls(&self, text: &str, found: &mut Vec<Entity>) {
         for m in self.url.find_iter(text) {
-            let s = m.as_str().trim_end_matches(['.', ',', '!', '?', ')', ';', ':', '"', '\'']);
+            let s = m
+                .as_str()
+                .trim_end_matches(['.', ',', '!', '?', ')', ';', ':', '"', '\'']);
             push(found, "url", s.to_owned(), m.start(), m.start() + s.len());
         }
     }
@@ -119,7 +133,13 @@ impl EntityExtractor {
             for c in re.captures_iter(text) {
                 let m = c.get(1).or_else(|| c.get(0));
                 if let Some(m) = m {
-                    push(found, "order_number", m.as_str().to_uppercase(), m.start(), m.end());
+                    push(
+                        found,
+                        "order_number",
+                        m.as_str().to_uppercase(),
+                        m.start(),
+                        m.end(),
+                    );
                 }
             }
         }
@@ -130,8 +150,16 @@ impl EntityExtractor {
             let (Some(whole), Some(value)) = (c.get(0), money_value(&c)) else {
                 continue;
             };
-            let s = whole.as_str().trim_end_matches(|ch: char| !ch.is_alphanumeric() && !"元块$€£¥".contains(ch));
-            push(found, "money", value, whole.start(), whole.start() + s.len());
+            let s = whole
+                .as_str()
+                .trim_end_matches(|ch: char| !ch.is_alphanumeric() && !"元块$€£¥".contains(ch));
+            push(
+                found,
+                "money",
+                value,
+                whole.start(),
+                whole.start() + s.len(),
+            );
         }
     }
 
@@ -179,7 +207,10 @@ impl EntityExtractor {
 
 /// Adds an entity unless it overlaps one already found.
 fn push(found: &mut Vec<Entity>, kind: &str, value: String, start: usize, end: usize) {
-    if found.iter().any(|e| start < to_usize(e.end) && to_usize(e.start) < end) {
+    if found
+        .iter()
+        .any(|e| start < to_usize(e.end) && to_usize(e.start) < end)
+    {
         return;
     }
     let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else {
@@ -224,18 +255,30 @@ fn date_patterns() -> Result<Vec<(Regex, DateForm)>> {
     let month = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)";
     Ok(vec![
         (Regex::new(r"\b\d{4}-\d{2}-\d{2}\b")?, DateForm::Iso),
-        (Regex::new(r"(?:\d{4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*[日号]")?, DateForm::Chinese),
-        (Regex::new(r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b")?, DateForm::AsWritten),
         (
-            Regex::new(&format!(r"(?i)\b{month}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b"))?,
+            Regex::new(r"(?:\d{4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*[日号]")?,
+            DateForm::Chinese,
+        ),
+        (
+            Regex::new(r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b")?,
             DateForm::AsWritten,
         ),
         (
-            Regex::new(&format!(r"(?i)\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{month}(?:\s+\d{{4}})?\b"))?,
+            Regex::new(&format!(
+                r"(?i)\b{month}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b"
+            ))?,
             DateForm::AsWritten,
         ),
         (
-            Regex::new(r"(?i)\b(?:today|tomorrow|yesterday|(?:next|last) (?:week|monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b|今天|明天|昨天|前天|后天|下周|上周")?,
+            Regex::new(&format!(
+                r"(?i)\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{month}(?:\s+\d{{4}})?\b"
+            ))?,
+            DateForm::AsWritten,
+        ),
+        (
+            Regex::new(
+                r"(?i)\b(?:today|tomorrow|yesterday|(?:next|last) (?:week|monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b|今天|明天|昨天|前天|后天|下周|上周",
+            )?,
             DateForm::AsWritten,
         ),
     ])
@@ -270,12 +313,19 @@ mod tests {
 
     fn has(text: &str, kind: &str, value: &str) {
         let e = ents(text);
-        assert!(e.iter().any(|(k, v)| k == kind && v == value), "{text}: {e:?}");
+        assert!(
+            e.iter().any(|(k, v)| k == kind && v == value),
+            "{text}: {e:?}"
+        );
     }
 
     #[test]
     fn emails() {
-        has("mail me at Jane.Doe+shop@Example.co.uk please", "email", "jane.doe+shop@example.co.uk");
+        has(
+            "mail me at Jane.Doe+shop@Example.co.uk please",
+            "email",
+            "jane.doe+shop@example.co.uk",
+        );
     }
 
     #[test]
@@ -289,7 +339,11 @@ mod tests {
     fn order_numbers() {
         has("where is order #123456?", "order_number", "123456");
         has("Order number: SB-20240117", "order_number", "SB-20240117");
-        has("订单号:202403150001 还没发货", "order_number", "202403150001");
+        has(
+            "订单号:202403150001 还没发货",
+            "order_number",
+            "202403150001",
+        );
         // An order number is not also a phone number.
         let e = ents("order 4155552671 is late");
         assert_eq!(e.iter().filter(|(k, _)| k == "phone").count(), 0, "{e:?}");
@@ -312,7 +366,11 @@ mod tests {
 
     #[test]
     fn urls() {
-        has("see https://shop.example.com/p/42?x=1.", "url", "https://shop.example.com/p/42?x=1");
+        has(
+            "see https://shop.example.com/p/42?x=1.",
+            "url",
+            "https://shop.example.com/p/42?x=1",
+        );
         has("go to www.example.org", "url", "www.example.org");
     }
 
@@ -336,7 +394,9 @@ mod tests {
     #[test]
     fn offsets_point_into_the_original_text() {
         let text = "邮箱 a@b.cn 谢谢";
-        let e = EntityExtractor::new(&EntityConfig::default()).unwrap().extract(text);
+        let e = EntityExtractor::new(&EntityConfig::default())
+            .unwrap()
+            .extract(text);
         assert_eq!(&text[to_usize(e[0].start)..to_usize(e[0].end)], "a@b.cn");
     }
 

@@ -50,7 +50,12 @@ struct Tally {
 }
 
 /// Trains on `train`, tests on `test`.
-pub fn evaluate(train: &[Example], test: &[Example], tokenizer: &Tokenizer, cfg: &TrainConfig) -> Result<EvalReport> {
+pub fn evaluate(
+    train: &[Example],
+    test: &[Example],
+    tokenizer: &Tokenizer,
+    cfg: &TrainConfig,
+) -> Result<EvalReport> {
     let (model, report) = IntentModel::train(train, tokenizer, cfg)?;
     let mut tally = Tally::default();
     let mut micros = Vec::with_capacity(test.len());
@@ -91,7 +96,13 @@ impl Tally {
         }
     }
 
-    fn report(&self, micros: &[f64], n_train: usize, train_seconds: f64, model: &IntentModel) -> EvalReport {
+    fn report(
+        &self,
+        micros: &[f64],
+        n_train: usize,
+        train_seconds: f64,
+        model: &IntentModel,
+    ) -> EvalReport {
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let f1s: Vec<f64> = self
             .per_intent
@@ -102,7 +113,11 @@ impl Tally {
         EvalReport {
             accuracy: ratio(self.correct, self.n_in),
             accuracy_top1: ratio(self.correct_top1, self.n_in),
-            macro_f1: if f1s.is_empty() { 0.0 } else { f1s.iter().sum::<f64>() / f1s.len() as f64 },
+            macro_f1: if f1s.is_empty() {
+                0.0
+            } else {
+                f1s.iter().sum::<f64>() / f1s.len() as f64
+            },
             oos_recall: (self.n_oos > 0).then(|| ratio(self.oos_rejected, self.n_oos)),
             n_train,
             n_test: self.n_in + self.n_oos,
@@ -130,15 +145,26 @@ fn percentile(values: &[f64], q: f64) -> f64 {
 /// Stratified k-fold cross-validation on one set; the report averages the
 /// folds (sizes are per fold, latency percentiles the mean of the folds').
 /// Runs two folds at a time.
-pub fn cross_validate(data: &[Example], k: usize, tokenizer: &Tokenizer, cfg: &TrainConfig) -> Result<EvalReport> {
+pub fn cross_validate(
+    data: &[Example],
+    k: usize,
+    tokenizer: &Tokenizer,
+    cfg: &TrainConfig,
+) -> Result<EvalReport> {
     if k < 2 {
-        return Err(Error::Training("cross-validation needs at least 2 folds".into()));
+        return Err(Error::Training(
+            "cross-validation needs at least 2 folds".into(),
+        ));
     }
     let folds = assign_folds(data, k, cfg.seed);
     let run = |fold: usize| {
         let (mut train, mut test) = (Vec::new(), Vec::new());
         for (e, f) in data.iter().zip(&folds) {
-            if *f == fold { test.push(e.clone()) } else { train.push(e.clone()) }
+            if *f == fold {
+                test.push(e.clone())
+            } else {
+                train.push(e.clone())
+            }
         }
         evaluate(&train, &test, tokenizer, cfg)
     };
@@ -148,7 +174,10 @@ pub fn cross_validate(data: &[Example], k: usize, tokenizer: &Tokenizer, cfg: &T
             let handles: Vec<_> = pair.iter().map(|&f| s.spawn(move || run(f))).collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Training("fold panicked".into()))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Training("fold panicked".into())))
+                })
                 .collect()
         });
         for r in results {
@@ -205,9 +234,18 @@ mod tests {
     fn toy(n: usize) -> Vec<Example> {
         let mut out = Vec::new();
         for i in 0..n {
-            out.push(Example::new(format!("where is my parcel number {i}"), "track"));
-            out.push(Example::new(format!("i want a refund for item {i}"), "refund"));
-            out.push(Example::new(format!("hello good morning friend {i}"), "greet"));
+            out.push(Example::new(
+                format!("where is my parcel number {i}"),
+                "track",
+            ));
+            out.push(Example::new(
+                format!("i want a refund for item {i}"),
+                "refund",
+            ));
+            out.push(Example::new(
+                format!("hello good morning friend {i}"),
+                "greet",
+            ));
         }
         out
     }

@@ -39,11 +39,11 @@ impl Default for FeatureConfig {
         FeatureConfig {
             bits: 20,
             word_ngrams: 2,
-            skip_window: 0,
+            skip_window: 4,
             char_min: 2,
             char_max: 5,
             han_ngrams: 2,
-            word_weight: 1.0,
+            word_weight: 1.3,
         }
     }
 }
@@ -76,7 +76,11 @@ impl FeatureConfig {
             }
         }
         for (i, a) in tokens.iter().enumerate() {
-            for b in tokens.iter().skip(i + 2).take(self.skip_window.saturating_sub(1)) {
+            for b in tokens
+                .iter()
+                .skip(i + 2)
+                .take(self.skip_window.saturating_sub(1))
+            {
                 let (x, y) = if a.term <= b.term { (a, b) } else { (b, a) };
                 let h = hash_bytes(hash_bytes(SEED_SKIP, x.term.as_bytes()), b"\x1e");
                 out.push((self.bucket(hash_bytes(h, y.term.as_bytes())), WORD_BLOCK));
@@ -99,7 +103,10 @@ impl FeatureConfig {
             for n in self.char_min..=self.char_max.min(chars) {
                 for start in 0..=(chars - n) {
                     let gram = &padded[bounds[start]..bounds[start + n]];
-                    out.push((self.bucket(hash_bytes(SEED_CHAR, gram.as_bytes())), CHAR_BLOCK));
+                    out.push((
+                        self.bucket(hash_bytes(SEED_CHAR, gram.as_bytes())),
+                        CHAR_BLOCK,
+                    ));
                 }
             }
         }

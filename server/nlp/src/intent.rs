@@ -56,14 +56,14 @@ impl Default for TrainConfig {
         TrainConfig {
             features: FeatureConfig::default(),
             seed: 42,
-            epochs: 12,
+            epochs: 16,
             learning_rate: 0.4,
             l2: 0.0,
             holdout: 0.1,
             default_threshold: 0.0,
-            oos_recall_target: 0.6,
+            oos_recall_target: 0.5,
             min_gradient: 1e-3,
-            margin: 0.0,
+            margin: 2.0,
         }
     }
 }
@@ -237,8 +237,11 @@ fn block_scales(norms: [f32; 2], word_weight: f32) -> [f32; 2] {
     } else {
         0.0
     };
-    let total = (if norms[0] > 0.0 { word_weight * word_weight } else { 0.0 })
-        + if norms[1] > 0.0 { 1.0 } else { 0.0 };
+    let total = (if norms[0] > 0.0 {
+        word_weight * word_weight
+    } else {
+        0.0
+    }) + if norms[1] > 0.0 { 1.0 } else { 0.0 };
     let total = if total > 0.0 { total.sqrt() } else { 1.0 };
     debug_assert_eq!(WORD_BLOCK, 0);
     [word / total, chr / total]
@@ -263,7 +266,13 @@ pub(crate) fn argmax(values: &[f32]) -> (usize, f32) {
         .iter()
         .copied()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, v)| if v > best.1 { (i, v) } else { best })
+        .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
 }
 
 #[cfg(test)]
@@ -273,9 +282,30 @@ mod tests {
     fn toy() -> Vec<Example> {
         let mut ex = Vec::new();
         for (label, texts) in [
-            ("refund", ["i want my money back", "refund please", "give me a refund", "how do refunds work", "return and refund"]),
-            ("track", ["where is my parcel", "track my order", "has my order shipped", "tracking number please", "where is my package"]),
-            ("greet", ["hello there", "hi", "good morning", "hey", "hello"]),
+            (
+                "refund",
+                [
+                    "i want my money back",
+                    "refund please",
+                    "give me a refund",
+                    "how do refunds work",
+                    "return and refund",
+                ],
+            ),
+            (
+                "track",
+                [
+                    "where is my parcel",
+                    "track my order",
+                    "has my order shipped",
+                    "tracking number please",
+                    "where is my package",
+                ],
+            ),
+            (
+                "greet",
+                ["hello there", "hi", "good morning", "hey", "hello"],
+            ),
         ] {
             for t in texts {
                 ex.push(Example::new(t, label));
@@ -331,7 +361,12 @@ mod tests {
     fn tfidf_vectors_have_unit_norm() {
         let row_of = vec![0, 1, 2, NO_ROW];
         let idf = vec![1.0, 2.0, 1.5];
-        let x = tfidf(&[(0, 0), (0, 0), (1, 1), (2, 1), (3, 1)], &row_of, &idf, 1.0);
+        let x = tfidf(
+            &[(0, 0), (0, 0), (1, 1), (2, 1), (3, 1)],
+            &row_of,
+            &idf,
+            1.0,
+        );
         let norm: f32 = x.iter().map(|(_, v)| v * v).sum();
         assert!((norm - 1.0).abs() < 1e-5);
         assert_eq!(x.len(), 3);

@@ -119,9 +119,15 @@ mod tests {
             if intent == "talk_to_human" {
                 continue;
             }
-            assert!(entry.answer.en.is_some() && entry.answer.zh.is_some(), "{intent}");
+            assert!(
+                entry.answer.en.is_some() && entry.answer.zh.is_some(),
+                "{intent}"
+            );
         }
-        assert!(kb.answer("order_status", "en").unwrap().contains(kb.offer_human.en.as_deref().unwrap()));
+        assert!(kb
+            .answer("order_status", "en")
+            .unwrap()
+            .contains(kb.offer_human.en.as_deref().unwrap()));
         assert!(kb.answer("order_status", "fr").is_none());
     }
 
@@ -133,7 +139,13 @@ mod tests {
 
     #[test]
     fn malformed_is_a_typed_error() {
-        assert!(matches!(KnowledgeBase::from_json("{"), Err(Error::KnowledgeBase(_))));
-        assert!(matches!(KnowledgeBase::from_toml("[intents"), Err(Error::KnowledgeBase(_))));
+        assert!(matches!(
+            KnowledgeBase::from_json("{"),
+            Err(Error::KnowledgeBase(_))
+        ));
+        assert!(matches!(
+            KnowledgeBase::from_toml("[intents"),
+            Err(Error::KnowledgeBase(_))
+        ));
     }
 }

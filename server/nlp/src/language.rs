@@ -192,23 +192,45 @@ mod tests {
 
     #[test]
     fn short_english_messages() {
-        for t in ["hi", "where is my order?", "refund pls", "thx", "ok", "Cancel it"] {
+        for t in [
+            "hi",
+            "where is my order?",
+            "refund pls",
+            "thx",
+            "ok",
+            "Cancel it",
+        ] {
             assert_eq!(lang(t), "en", "{t}");
         }
     }
 
     #[test]
     fn short_chinese_messages() {
-        for t in ["你好", "我的订单在哪里?", "退款", "订单 SB-123456 还没到", "谢谢！"] {
+        for t in [
+            "你好",
+            "我的订单在哪里?",
+            "退款",
+            "订单 SB-123456 还没到",
+            "谢谢！",
+        ] {
             assert_eq!(lang(t), "zh", "{t}");
         }
     }
 
     #[test]
     fn other_languages_are_labelled() {
-        assert_eq!(lang("¿Dónde está mi pedido? Lo compré hace una semana"), "es");
-        assert_eq!(lang("Bonjour, je voudrais annuler ma commande s'il vous plaît"), "fr");
-        assert_eq!(lang("Здравствуйте, где мой заказ? Я жду его уже две недели."), "ru");
+        assert_eq!(
+            lang("¿Dónde está mi pedido? Lo compré hace una semana"),
+            "es"
+        );
+        assert_eq!(
+            lang("Bonjour, je voudrais annuler ma commande s'il vous plaît"),
+            "fr"
+        );
+        assert_eq!(
+            lang("Здравствуйте, где мой заказ? Я жду его уже две недели."),
+            "ru"
+        );
         assert_eq!(lang("注文はどこですか"), "ja");
         assert_eq!(lang("12345 !!!"), "und");
     }

@@ -74,7 +74,12 @@ impl Pipeline {
             seconds = report.seconds,
             "trained the default intent model"
         );
-        Self::assemble(tokenizer, model, KnowledgeBase::default_shop()?, &EntityConfig::default())
+        Self::assemble(
+            tokenizer,
+            model,
+            KnowledgeBase::default_shop()?,
+            &EntityConfig::default(),
+        )
     }
 
     /// Loads a model written by `switchboard nlp train`.
@@ -83,11 +88,19 @@ impl Pipeline {
             path: path.into(),
             source,
         })?;
-        Self::from_parts(IntentModel::from_bytes(&bytes)?, kb, &EntityConfig::default())
+        Self::from_parts(
+            IntentModel::from_bytes(&bytes)?,
+            kb,
+            &EntityConfig::default(),
+        )
     }
 
     /// Builds a pipeline from a trained model, a knowledge base and entity settings.
-    pub fn from_parts(model: IntentModel, kb: KnowledgeBase, entities: &EntityConfig) -> Result<Pipeline> {
+    pub fn from_parts(
+        model: IntentModel,
+        kb: KnowledgeBase,
+        entities: &EntityConfig,
+    ) -> Result<Pipeline> {
         Self::assemble(Tokenizer::new(), model, kb, entities)
     }
 
@@ -159,10 +172,12 @@ impl Pipeline {
 /// which only tune the threshold).
 pub fn default_examples() -> Result<Vec<dataset::Example>> {
     let mut examples = dataset::parse_sections(DEFAULT_INTENTS_EN, "data/intents_en.txt")?;
-    examples.extend(dataset::parse_sections(DEFAULT_INTENTS_ZH, "data/intents_zh.txt")?);
+    examples.extend(dataset::parse_sections(
+        DEFAULT_INTENTS_ZH,
+        "data/intents_zh.txt",
+    )?);
     Ok(examples)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -187,7 +202,8 @@ mod tests {
         let ex = default_examples().unwrap();
         let mut per: std::collections::BTreeMap<(&str, bool), usize> = Default::default();
         for e in &ex {
-            *per.entry((e.label.as_str(), e.text.chars().any(normalize::is_han))).or_default() += 1;
+            *per.entry((e.label.as_str(), e.text.chars().any(normalize::is_han)))
+                .or_default() += 1;
         }
         let intents: std::collections::BTreeSet<_> = per.keys().map(|(l, _)| *l).collect();
         assert!(intents.len() > 20, "{intents:?}");
@@ -196,7 +212,10 @@ mod tests {
         }
         let kb = KnowledgeBase::default_shop().unwrap();
         for intent in intents.iter().filter(|i| **i != dataset::OOS) {
-            assert!(kb.intents.contains_key(*intent), "{intent} has no knowledge-base entry");
+            assert!(
+                kb.intents.contains_key(*intent),
+                "{intent} has no knowledge-base entry"
+            );
         }
     }
 
@@ -204,12 +223,24 @@ mod tests {
     #[test]
     fn default_model_understands_held_out_phrasings() {
         let cases = [
-            ("hey, any news about when my parcel gets delivered?", "order_status"),
-            ("I'd like to send these trousers back and get refunded", "returns_refunds"),
-            ("my credit card keeps getting refused at checkout", "payment_problem"),
+            (
+                "hey, any news about when my parcel gets delivered?",
+                "order_status",
+            ),
+            (
+                "I'd like to send these trousers back and get refunded",
+                "returns_refunds",
+            ),
+            (
+                "my credit card keeps getting refused at checkout",
+                "payment_problem",
+            ),
             ("could I get a human on the line please", "talk_to_human"),
             ("how much do you charge to deliver to spain", "shipping"),
-            ("I typed my password wrong too many times and now I'm locked out", "account_login"),
+            (
+                "I typed my password wrong too many times and now I'm locked out",
+                "account_login",
+            ),
             ("thank you, that was really helpful", "thanks"),
             ("good morning!", "greeting"),
             ("我的包裹到现在都没收到,帮我看看到哪了", "order_status"),
@@ -232,10 +263,15 @@ mod tests {
 
     #[test]
     fn analyze_fills_every_field() {
-        let a = pipeline().analyze("This is the worst shop ever, order #583920 never arrived. Email me at a@b.com");
+        let a = pipeline().analyze(
+            "This is the worst shop ever, order #583920 never arrived. Email me at a@b.com",
+        );
         assert_eq!(a.language, "en");
         assert_eq!(a.sentiment_label, SentimentLabel::Negative);
-        assert!(a.entities.iter().any(|e| e.kind == "order_number" && e.value == "583920"));
+        assert!(a
+            .entities
+            .iter()
+            .any(|e| e.kind == "order_number" && e.value == "583920"));
         assert!(a.entities.iter().any(|e| e.kind == "email"));
         assert!(!a.bot_answered);
     }
@@ -245,16 +281,25 @@ mod tests {
         let p = pipeline();
         let ctx = DecisionContext::default();
         let a = p.analyze("how long does shipping take?");
-        assert!(matches!(p.decide(&a, &ctx), Decision::Answer { .. }), "{a:?}");
+        assert!(
+            matches!(p.decide(&a, &ctx), Decision::Answer { .. }),
+            "{a:?}"
+        );
         let a = p.analyze("我要找人工客服");
         assert!(matches!(
             p.decide(&a, &ctx),
-            Decision::Handoff { reason: HandoffReason::AskedForPerson, .. }
+            Decision::Handoff {
+                reason: HandoffReason::AskedForPerson,
+                ..
+            }
         ));
         let a = p.analyze("Bonjour, je voudrais annuler ma commande s'il vous plaît");
         assert!(matches!(
             p.decide(&a, &ctx),
-            Decision::Handoff { reason: HandoffReason::UnsupportedLanguage, .. }
+            Decision::Handoff {
+                reason: HandoffReason::UnsupportedLanguage,
+                ..
+            }
         ));
     }
 
@@ -269,9 +314,19 @@ mod tests {
             "明天会下雨吗",
             "给我讲一个故事",
         ];
-        let rejected = texts.iter().filter(|t| p.analyze(t).intent.is_none()).count();
-        let seen: Vec<_> = texts.iter().map(|t| (t, p.analyze(t).intent, p.analyze(t).confidence)).collect();
-        assert!(rejected * 2 >= texts.len(), "only {rejected} of {} rejected: {seen:?}", texts.len());
+        let rejected = texts
+            .iter()
+            .filter(|t| p.analyze(t).intent.is_none())
+            .count();
+        let seen: Vec<_> = texts
+            .iter()
+            .map(|t| (t, p.analyze(t).intent, p.analyze(t).confidence))
+            .collect();
+        assert!(
+            rejected * 2 >= texts.len(),
+            "only {rejected} of {} rejected: {seen:?}",
+            texts.len()
+        );
     }
 
     #[test]
@@ -284,7 +339,10 @@ mod tests {
         let text = "where is my order?";
         assert_eq!(p.analyze(text), q.analyze(text));
         assert!(matches!(
-            Pipeline::from_model_file(Path::new("/nonexistent/model.bin"), KnowledgeBase::default()),
+            Pipeline::from_model_file(
+                Path::new("/nonexistent/model.bin"),
+                KnowledgeBase::default()
+            ),
             Err(Error::Io { .. })
         ));
     }

@@ -17,7 +17,9 @@ const ZH_LEXICON: &str = include_str!("../data/sentiment_zh.txt");
 /// Scores at or past ±this are labelled positive / negative (VADER's convention).
 pub const LABEL_THRESHOLD: f32 = 0.05;
 
-const ZH_NEGATORS: &[&str] = &["不", "没", "没有", "别", "无", "非", "不是", "并不", "从不", "未"];
+const ZH_NEGATORS: &[&str] = &[
+    "不", "没", "没有", "别", "无", "非", "不是", "并不", "从不", "未",
+];
 const ZH_BOOSTERS: &[(&str, f32)] = &[
     ("很", 0.3),
     ("非常", 0.5),
@@ -75,7 +77,11 @@ impl SentimentAnalyzer {
             };
             sum += valence * modifier(&tokens[i.saturating_sub(3)..i]);
         }
-        let bangs = text.chars().filter(|c| *c == '!' || *c == '！').count().min(4);
+        let bangs = text
+            .chars()
+            .filter(|c| *c == '!' || *c == '！')
+            .count()
+            .min(4);
         if sum != 0.0 {
             sum += sum.signum() * 0.3 * bangs as f32;
         }
@@ -133,13 +139,19 @@ mod tests {
     #[test]
     fn zh_lexicon_parses_fully() {
         let lex = parse_lexicon(ZH_LEXICON);
-        let entries = ZH_LEXICON.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+        let entries = ZH_LEXICON
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .count();
         assert_eq!(lex.len(), entries);
     }
 
     #[test]
     fn english_polarity() {
-        assert_eq!(score("en", "Thank you so much, great service!").1, SentimentLabel::Positive);
+        assert_eq!(
+            score("en", "Thank you so much, great service!").1,
+            SentimentLabel::Positive
+        );
         assert_eq!(score("en", "where is my order").1, SentimentLabel::Neutral);
         let (s, l) = score("en", "This is terrible, the worst shop ever. I am furious!");
         assert_eq!(l, SentimentLabel::Negative);
@@ -165,7 +177,11 @@ mod tests {
 
     #[test]
     fn scores_stay_in_range() {
-        for t in ["!!!!!!", "垃圾垃圾垃圾垃圾垃圾垃圾垃圾!!!!", "love love love love love!!!"] {
+        for t in [
+            "!!!!!!",
+            "垃圾垃圾垃圾垃圾垃圾垃圾垃圾!!!!",
+            "love love love love love!!!",
+        ] {
             for lang in ["en", "zh"] {
                 let (s, _) = score(lang, t);
                 assert!((-1.0..=1.0).contains(&s));

@@ -143,7 +143,10 @@ mod tests {
     #[test]
     fn numbers_become_shapes() {
         let t = Tokenizer::new();
-        assert_eq!(terms(&t, "order 123456 and sb12345"), ["order", "#6", "and", "#a7"]);
+        assert_eq!(
+            terms(&t, "order 123456 and sb12345"),
+            ["order", "#6", "and", "#a7"]
+        );
     }
 
     #[test]

@@ -4,11 +4,10 @@
 //! the queue priority raised by negative sentiment.
 
 use super::broker::{Participant, SessionHandle};
-use super::commit::Commit;
+use super::commit::{Commit, To};
 use super::ops::{watchers, Draft};
 use super::{Actor, Hub, HubError, Result};
 use crate::nlp::{bot_author, handoff_line, Nlp};
-use std::sync::Arc;
 use switchboard_nlp::Decision;
 use switchboard_protocol::client::SendMessage;
 use switchboard_protocol::model::{Analysis, ConversationStatus};
@@ -85,33 +84,38 @@ impl Hub {
         })
     }
 
-    /// The bot posts `text`, with a typing indicator first (visitor and agents see it).
+    /// The bot posts `text`, its typing indicator around it (visitor and
+    /// agents see it). All three go through the commit stream so they arrive
+    /// in order after the events that came before.
     async fn bot_says(&self, conv: ConversationId, text: String) -> Result<()> {
         let typing = |on| {
-            Arc::new(ServerMessage::Typing(TypingEvent {
+            ServerMessage::Typing(TypingEvent {
                 conversation_id: conv,
                 author: bot_author(),
                 typing: on,
-            }))
+            })
         };
-        let customer = self.conversation(conv)?.record.customer_id;
-        self.broker()
-            .publish(Participant::Visitor(customer), &typing(true));
-        self.broker().publish_agents(&typing(true));
         let permit = self.reserve().await?;
+        let done = self.reserve().await?;
         {
             let mut st = self.conversation(conv)?;
+            let to = [
+                To::One(Participant::Visitor(st.record.customer_id)),
+                To::Agents,
+            ];
+            let mut commit = Commit::default();
+            commit.deliver_all(to, typing(true));
             let draft = Draft {
                 author: bot_author(),
                 text,
                 client_id: None,
                 analysis: None,
             };
-            self.append_locked(&mut st, draft, None, Commit::default(), permit)?;
+            self.append_locked(&mut st, draft, None, commit, permit)?;
+            let mut after = Commit::default();
+            after.deliver_all(to, typing(false));
+            Hub::send(done, after);
         }
-        self.broker()
-            .publish(Participant::Visitor(customer), &typing(false));
-        self.broker().publish_agents(&typing(false));
         Ok(())
     }
 

@@ -64,11 +64,14 @@ pub(super) fn train(
 fn prepare(examples: &[Example], tokenizer: &Tokenizer, cfg: &TrainConfig) -> Result<Prepared> {
     let mut ids: BTreeMap<&str, u32> = BTreeMap::new();
     for e in examples.iter().filter(|e| !e.is_oos()) {
-        let next = u32::try_from(ids.len()).map_err(|_| Error::Training("too many intents".into()))?;
+        let next =
+            u32::try_from(ids.len()).map_err(|_| Error::Training("too many intents".into()))?;
         ids.entry(e.label.as_str()).or_insert(next);
     }
     if ids.len() < 2 {
-        return Err(Error::Training("need examples of at least two intents".into()));
+        return Err(Error::Training(
+            "need examples of at least two intents".into(),
+        ));
     }
     // Class ids in label order, so a model does not depend on example order.
     let labels: Vec<String> = ids.keys().map(|s| (*s).to_owned()).collect();
@@ -105,7 +108,14 @@ fn fit_subset(data: &Prepared, subset: &[usize], cfg: &TrainConfig) -> Result<In
     let mut model = vocabulary(data, subset, cfg)?;
     let xs: Vec<SparseVector> = subset
         .iter()
-        .map(|&i| tfidf(&data.hashed[i], &model.row_of, &model.idf, cfg.features.word_weight))
+        .map(|&i| {
+            tfidf(
+                &data.hashed[i],
+                &model.row_of,
+                &model.idf,
+                cfg.features.word_weight,
+            )
+        })
         .collect();
     let ys: Vec<u32> = subset.iter().map(|&i| data.classes[i]).collect();
     adagrad(&mut model, &xs, &ys, cfg);
@@ -132,7 +142,10 @@ fn vocabulary(data: &Prepared, subset: &[usize], cfg: &TrainConfig) -> Result<In
         features: cfg.features.clone(),
         buckets: df.keys().copied().collect(),
         row_of: Vec::new(),
-        idf: df.values().map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0).collect(),
+        idf: df
+            .values()
+            .map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)
+            .collect(),
         weights: vec![0.0; df.len() * classes],
         bias: vec![0.0; classes],
         temperature: 1.0,
@@ -278,7 +291,11 @@ fn stratified_split(classes: &[u32], share: f32, seed: u64) -> (Vec<usize>, Vec<
     for (_, mut idx) in by_class {
         rng.shuffle(&mut idx);
         let want = (idx.len() as f32 * share).round() as usize;
-        let take = if share > 0.0 && idx.len() >= 3 { want.max(1) } else { 0 };
+        let take = if share > 0.0 && idx.len() >= 3 {
+            want.max(1)
+        } else {
+            0
+        };
         held.extend_from_slice(&idx[..take]);
         fit.extend_from_slice(&idx[take..]);
     }
@@ -341,5 +358,4 @@ mod tests {
         let held = vec![(vec![10.0, 0.0], 0), (vec![10.0, 0.0], 1)];
         assert!(fit_temperature(&held) > 1.0);
     }
-
 }

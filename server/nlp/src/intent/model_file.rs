@@ -132,7 +132,12 @@ mod tests {
             .enumerate()
             .map(|(i, t)| Example::new(*t, if i < 3 { "greet" } else { "bye" }))
             .collect();
-        (IntentModel::train(&ex, &tok, &TrainConfig::default()).unwrap().0, tok)
+        (
+            IntentModel::train(&ex, &tok, &TrainConfig::default())
+                .unwrap()
+                .0,
+            tok,
+        )
     }
 
     #[test]
@@ -158,10 +163,19 @@ mod tests {
     fn garbage_is_a_typed_error() {
         let (m, _) = model();
         let bytes = m.to_bytes();
-        assert!(matches!(IntentModel::from_bytes(b"nope"), Err(Error::ModelFile(_))));
-        assert!(matches!(IntentModel::from_bytes(&bytes[..bytes.len() - 3]), Err(Error::ModelFile(_))));
+        assert!(matches!(
+            IntentModel::from_bytes(b"nope"),
+            Err(Error::ModelFile(_))
+        ));
+        assert!(matches!(
+            IntentModel::from_bytes(&bytes[..bytes.len() - 3]),
+            Err(Error::ModelFile(_))
+        ));
         let mut wrong_version = bytes.clone();
         wrong_version[12] = 99;
-        assert!(matches!(IntentModel::from_bytes(&wrong_version), Err(Error::ModelFile(_))));
+        assert!(matches!(
+            IntentModel::from_bytes(&wrong_version),
+            Err(Error::ModelFile(_))
+        ));
     }
 }
