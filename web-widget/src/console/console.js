@@ -1,0 +1,1314 @@
+/*!
+ * Switchboard agent console, served at /console.
+ *
+ * Owns: the agent's side of the wire protocol (agent_hello, claim, transfer,
+ * close, send, typing, read, set_status, set_capacity) over one WebSocket, and
+ * the REST calls of docs/api.md (login, conversations, customers, stats).
+ *
+ * State lives in `state` (conversations, messages by seq, presence); views are
+ * redrawn from it by the `render*` functions. Text is always set with
+ * textContent; links are built with DOM APIs and only for http(s).
+ */
+(function () {
+  'use strict';
+
+  const SUBPROTOCOL = 'switchboard.v1.json';
+  const WS_URL = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
+  const MAX_TEXT_CHARS = 4000; // protocol/src/limits.rs
+  const MAX_RESUME_POINTS = 64;
+  const PAGE = 50;
+  const TYPING_THROTTLE_MS = 3000;
+  const TYPING_IDLE_MS = 4000;
+  const TYPING_SHOWN_MS = 8000;
+  const KEY = 'switchboard.console.';
+
+  function shouldReconnect(code) {
+    return [1001, 1006, 1011, 1012, 1013].includes(code) || (code >= 4000 && code <= 4499);
+  }
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---------------------------------------------------------------- state
+
+  const state = {
+    token: load('token'),
+    me: null, // AgentView
+    presence: new Map(), // agent_id -> Presence
+    convs: new Map(), // id -> ConversationView
+    msgs: new Map(), // conversation id -> Map(seq -> Message)
+    hasOlder: new Map(), // conversation id -> bool
+    loaded: new Set(), // conversations whose newest page was fetched
+    unread: new Map(), // conversation id -> count
+    typing: new Map(), // conversation id -> { name, timer }
+    pending: new Map(), // client_id -> { frame, state }
+    preview: new Map(), // conversation id -> last message text
+    selected: null,
+    view: 'inbox',
+    readSent: new Map(), // conversation id -> seq
+    hiddenNews: 0,
+    customers: new Map(), // id -> Customer (cache)
+  };
+
+  function load(key) {
+    try {
+      return JSON.parse(localStorage.getItem(KEY + key));
+    } catch (_) {
+      return null;
+    }
+  }
+  function save(key, value) {
+    try {
+      if (value === null || value === undefined) localStorage.removeItem(KEY + key);
+      else localStorage.setItem(KEY + key, JSON.stringify(value));
+    } catch (_) {
+      /* private mode: keep in memory only */
+    }
+  }
+
+  // ---------------------------------------------------------------- DOM helpers
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === false || v === null || v === undefined) continue;
+      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
+    return el;
+  }
+
+  const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+  function renderText(el, text) {
+    let last = 0;
+    for (const m of text.matchAll(URL_RE)) {
+      const url = m[0].replace(/[.,;:!?)\]}]+$/, '');
+      if (m.index > last) el.append(text.slice(last, m.index));
+      let href = null;
+      try {
+        const u = new URL(url);
+        if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
+      } catch (_) {
+        href = null;
+      }
+      if (href) {
+        const a = document.createElement('a');
+        a.href = href;
+        a.rel = 'noopener noreferrer';
+        a.target = '_blank';
+        a.textContent = url;
+        el.append(a);
+      } else {
+        el.append(url);
+      }
+      last = m.index + url.length;
+    }
+    if (last < text.length) el.append(text.slice(last));
+  }
+
+  function clock(ms) {
+    return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  }
+  function when(ms) {
+    if (!ms) return '—';
+    const d = new Date(ms);
+    const today = new Date();
+    if (d.toDateString() === today.toDateString()) return clock(ms);
+    return d.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ' ' + clock(ms);
+  }
+  function customerName(c) {
+    return (c && c.customer_name) || `Visitor #${c ? c.customer_id : '?'}`;
+  }
+  const COLORS = ['#6366f1', '#0ea5e9', '#10b981', '#f59e0b', '#ef4444', '#8b5cf6', '#ec4899', '#14b8a6'];
+  function avatar(name, seed) {
+    const letter = (String(name || '?').trim()[0] || '?').toUpperCase();
+    return h('span', { class: 'avatar', style: `background:${COLORS[Number(seed || 0) % COLORS.length]}`, 'aria-hidden': 'true' }, letter);
+  }
+  function stars(score) {
+    return '★'.repeat(score) + '☆'.repeat(Math.max(0, 5 - score));
+  }
+  function newClientId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return 'c-' + Date.now().toString(36) + '-' + Math.random().toString(36).slice(2);
+  }
+
+  let toastTimer = 0;
+  function toast(text) {
+    const el = $('toast');
+    el.textContent = text;
+    el.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => (el.hidden = true), 4000);
+  }
+
+  // ---------------------------------------------------------------- REST
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message || code);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (state.token) headers.Authorization = 'Bearer ' + state.token;
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (res.status === 204) return null;
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (_) {
+      data = null;
+    }
+    if (!res.ok) {
+      const err = (data && data.error) || {};
+      if (res.status === 401 && path !== '/api/login') signOut('Your session has expired. Please sign in again.');
+      throw new ApiError(res.status, err.code || 'http_' + res.status, err.message || res.statusText);
+    }
+    return data;
+  }
+
+  // ---------------------------------------------------------------- connection
+
+  const conn = {
+    ws: null,
+    attempt: 0,
+    timer: 0,
+    welcomed: false,
+    connect() {
+      clearTimeout(this.timer);
+      this.timer = 0;
+      if (this.ws || !state.token) return;
+      const ws = new WebSocket(WS_URL, SUBPROTOCOL);
+      this.ws = ws;
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'agent_hello', token: state.token, resume: resumePoints() }));
+      ws.onmessage = (ev) => {
+        let msg;
+        try {
+          msg = JSON.parse(ev.data);
+        } catch (_) {
+          return;
+        }
+        if (msg && typeof msg.type === 'string') onFrame(msg);
+      };
+      ws.onclose = (ev) => {
+        if (this.ws !== ws) return;
+        this.ws = null;
+        this.welcomed = false;
+        onClosed(ev.code);
+      };
+    },
+    send(frame) {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.welcomed) return false;
+      this.ws.send(JSON.stringify(frame));
+      return true;
+    },
+    retryLater() {
+      if (this.timer || this.ws) return;
+      const ceiling = Math.min(30000, 500 * 2 ** this.attempt);
+      this.attempt = Math.min(this.attempt + 1, 16);
+      this.timer = setTimeout(() => this.connect(), ceiling / 2 + Math.random() * (ceiling / 2));
+    },
+    stop() {
+      clearTimeout(this.timer);
+      this.timer = 0;
+      const ws = this.ws;
+      this.ws = null;
+      this.welcomed = false;
+      if (ws) ws.close(1000);
+    },
+  };
+
+  function resumePoints() {
+    const points = [];
+    for (const [id, msgs] of state.msgs) {
+      if (!msgs.size || points.length >= MAX_RESUME_POINTS) continue;
+      points.push({ conversation_id: id, last_seq: contiguousSeq(id) });
+    }
+    return points;
+  }
+
+  function contiguousSeq(id) {
+    const msgs = state.msgs.get(id);
+    if (!msgs || !msgs.size) return 0;
+    let seq = Math.min(...msgs.keys());
+    while (msgs.has(seq + 1)) seq += 1;
+    return seq;
+  }
+
+  function onClosed(code) {
+    if (code === 4501) return signOut('Your session has expired. Please sign in again.');
+    if (code === 4503) return signOut('This account has been disabled.');
+    if (shouldReconnect(code)) {
+      banner('Connection lost. Reconnecting…');
+      conn.retryLater();
+    } else {
+      banner(`Disconnected by the server (code ${code}). Reload the page to try again.`, true);
+    }
+  }
+
+  function banner(text, error) {
+    const el = $('conn-banner');
+    el.hidden = !text;
+    el.textContent = text || '';
+    el.className = 'conn-banner' + (error ? ' error' : '');
+  }
+
+  window.addEventListener('online', () => {
+    if (!conn.ws && state.token) conn.connect();
+  });
+
+  // ---------------------------------------------------------------- frames
+
+  function onFrame(msg) {
+    switch (msg.type) {
+      case 'agent_welcome':
+        return onWelcome(msg);
+      case 'ack':
+        return onAck(msg);
+      case 'message':
+        return onMessage(msg, true);
+      case 'typing':
+        return onTyping(msg);
+      case 'read':
+        return onRead(msg);
+      case 'presence':
+        return onPresence(msg);
+      case 'conversation':
+        return onConversation(msg);
+      case 'queue_position':
+        return onQueuePosition(msg);
+      case 'history':
+        return onHistory(msg);
+      case 'error':
+        return onError(msg);
+      default:
+        return undefined;
+    }
+  }
+
+  function onWelcome(msg) {
+    conn.welcomed = true;
+    conn.attempt = 0;
+    banner(null);
+    state.me = msg.agent;
+    save('agent', msg.agent);
+    // Open conversations and the queue are authoritative; closed ones we keep.
+    for (const [id, c] of state.convs) if (c.status !== 'closed') state.convs.delete(id);
+    for (const c of msg.conversations || []) mergeConv(c);
+    for (const c of msg.queue || []) mergeConv(c);
+    state.presence.clear();
+    for (const p of msg.agents || []) state.presence.set(p.agent_id, p);
+    for (const c of state.convs.values()) {
+      if (!state.unread.has(c.id)) state.unread.set(c.id, Math.max(0, (c.last_seq || 0) - (c.agent_read_seq || 0)));
+    }
+    // Come back with the status this agent chose last time (a new session starts as the server decides).
+    const wanted = load('status') || 'online';
+    const mine = state.presence.get(state.me.id);
+    if (!mine || mine.status !== wanted) conn.send({ type: 'set_status', status: wanted });
+    for (const p of state.pending.values()) conn.send(p.frame);
+    renderMe();
+    renderLists();
+    loadClosed();
+    const sel = state.selected || load('selected');
+    if (sel && state.convs.has(sel)) select(sel);
+    else if (state.selected) renderThread();
+  }
+
+  function mergeConv(view) {
+    const old = state.convs.get(view.id);
+    const c = Object.assign({}, old, view);
+    if (old) {
+      c.agent_read_seq = Math.max(old.agent_read_seq || 0, view.agent_read_seq || 0);
+      c.visitor_read_seq = Math.max(old.visitor_read_seq || 0, view.visitor_read_seq || 0);
+      c.last_seq = Math.max(old.last_seq || 0, view.last_seq || 0);
+    }
+    state.convs.set(view.id, c);
+    return c;
+  }
+
+  function onAck(msg) {
+    const p = state.pending.get(msg.client_id);
+    if (!p) return;
+    state.pending.delete(msg.client_id);
+    addMessage({
+      id: msg.message_id,
+      conversation_id: msg.conversation_id,
+      seq: msg.seq,
+      author: { kind: 'agent', id: state.me.id, name: state.me.name },
+      text: p.frame.text,
+      client_id: msg.client_id,
+      sent_at: p.sentAt,
+      analysis: null,
+    });
+    markRead(msg.conversation_id); // our own reply is read by us
+    if (state.selected === msg.conversation_id) renderThread();
+  }
+
+  function onMessage(m, live) {
+    const isNew = addMessage(m);
+    if (m.client_id && state.pending.has(m.client_id)) state.pending.delete(m.client_id);
+    const c = state.convs.get(m.conversation_id);
+    if (c && m.seq > (c.last_seq || 0)) c.last_seq = m.seq;
+    if (live && isNew) {
+      const fromOthers = !(m.author.kind === 'agent' && state.me && m.author.id === state.me.id);
+      if (fromOthers && m.author.kind === 'visitor') stopTypingShown(m.conversation_id);
+      const visible = state.selected === m.conversation_id && state.view === 'inbox' && !document.hidden;
+      if (fromOthers && !visible) {
+        state.unread.set(m.conversation_id, (state.unread.get(m.conversation_id) || 0) + 1);
+      }
+      if (fromOthers && m.author.kind === 'visitor' && document.hidden) notify();
+      // A gap means we missed something: fetch what follows the last contiguous seq.
+      const msgs = state.msgs.get(m.conversation_id);
+      if (state.loaded.has(m.conversation_id) && msgs.size > 1 && contiguousSeq(m.conversation_id) < m.seq) {
+        fetchAfter(m.conversation_id);
+      }
+    }
+    if (state.selected === m.conversation_id) {
+      renderThread();
+      markRead(m.conversation_id);
+    }
+    renderLists();
+  }
+
+  function addMessage(m) {
+    if (!state.msgs.has(m.conversation_id)) state.msgs.set(m.conversation_id, new Map());
+    const msgs = state.msgs.get(m.conversation_id);
+    const isNew = !msgs.has(m.seq);
+    msgs.set(m.seq, Object.assign({}, msgs.get(m.seq), m));
+    const newest = Math.max(...msgs.keys());
+    if (m.seq === newest) state.preview.set(m.conversation_id, m);
+    return isNew;
+  }
+
+  function onTyping(msg) {
+    if (msg.author.kind !== 'visitor') return; // agents and the bot: not shown to agents here
+    if (msg.typing) {
+      stopTypingShown(msg.conversation_id);
+      const timer = setTimeout(() => {
+        state.typing.delete(msg.conversation_id);
+        renderTyping();
+        renderLists();
+      }, TYPING_SHOWN_MS);
+      state.typing.set(msg.conversation_id, { name: msg.author.name, timer });
+    } else {
+      stopTypingShown(msg.conversation_id);
+    }
+    renderTyping();
+    renderLists();
+  }
+
+  function stopTypingShown(id) {
+    const t = state.typing.get(id);
+    if (t) clearTimeout(t.timer);
+    state.typing.delete(id);
+    renderTyping();
+  }
+
+  function onRead(msg) {
+    const c = state.convs.get(msg.conversation_id);
+    if (!c) return;
+    if (msg.reader === 'visitor') {
+      c.visitor_read_seq = Math.max(c.visitor_read_seq || 0, msg.seq);
+      if (state.selected === c.id) renderThread();
+    } else if (msg.reader === 'agent') {
+      c.agent_read_seq = Math.max(c.agent_read_seq || 0, msg.seq);
+      if (c.agent_read_seq >= (c.last_seq || 0)) state.unread.set(c.id, 0);
+      renderLists();
+    }
+  }
+
+  function onPresence(p) {
+    state.presence.set(p.agent_id, p);
+    if (state.me && p.agent_id === state.me.id) renderMe();
+    renderTransferOptions();
+    if (state.view === 'dashboard') renderTeam();
+  }
+
+  function onConversation(msg) {
+    const before = state.convs.get(msg.conversation.id);
+    const c = mergeConv(msg.conversation);
+    const mine = state.me && c.agent_id === state.me.id;
+    if (!state.unread.has(c.id)) state.unread.set(c.id, Math.max(0, (c.last_seq || 0) - (c.agent_read_seq || 0)));
+    const arrived =
+      (msg.event === 'queued' || msg.event === 'created' || ((msg.event === 'assigned' || msg.event === 'transferred') && mine)) &&
+      (!before || before.status !== c.status || before.agent_id !== c.agent_id);
+    if (arrived && document.hidden) notify();
+    if (msg.event === 'transferred' && before && state.me && before.agent_id === state.me.id && !mine) {
+      toast(`${customerName(c)} was transferred.`);
+    }
+    if (msg.event === 'rated' && mine) toast(`${customerName(c)} rated the conversation ${c.rating ? c.rating.score : '?'}/5.`);
+    renderLists();
+    if (state.selected === c.id) renderThread();
+  }
+
+  function onQueuePosition(msg) {
+    const c = state.convs.get(msg.conversation_id);
+    if (!c) return;
+    c.queue_position = msg.position;
+    renderLists();
+  }
+
+  function onHistory(msg) {
+    for (const m of msg.messages || []) addMessage(m);
+    if (state.selected === msg.conversation_id) renderThread();
+    renderLists();
+  }
+
+  function onError(msg) {
+    if (msg.client_id && state.pending.has(msg.client_id)) {
+      const p = state.pending.get(msg.client_id);
+      p.state = 'failed';
+      p.error = msg.message || msg.code;
+      if (state.selected === p.frame.conversation_id) renderThread();
+      return;
+    }
+    toast(messageForError(msg.code, msg.message));
+  }
+
+  function messageForError(code, message) {
+    const known = {
+      forbidden: 'You are not allowed to do that.',
+      not_found: 'That conversation no longer exists.',
+      invalid_state: 'That is not possible in the conversation’s current state.',
+      rate_limited: 'Slow down a little and try again.',
+      store_unavailable: 'The server cannot save right now. Try again shortly.',
+    };
+    return known[code] || message || code;
+  }
+
+  // ---------------------------------------------------------------- notifications
+
+  let audio = null;
+  function notify() {
+    state.hiddenNews += 1;
+    document.title = `(${state.hiddenNews}) Switchboard`;
+    if (!audio || audio.state !== 'running') return; // no gesture yet: the title badge is enough
+    try {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.08, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.25);
+      osc.connect(gain).connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.25);
+    } catch (_) {
+      /* no audio: the title badge is enough */
+    }
+  }
+
+  // Browsers only let a page play sound after a user gesture: unlock it on the first one.
+  for (const type of ['pointerdown', 'keydown']) {
+    document.addEventListener(
+      type,
+      () => {
+        try {
+          audio = audio || new AudioContext();
+          if (audio.state === 'suspended') audio.resume();
+        } catch (_) {
+          audio = null;
+        }
+      },
+      { once: true, capture: true },
+    );
+  }
+
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) return;
+    state.hiddenNews = 0;
+    document.title = 'Switchboard';
+    if (state.selected && state.view === 'inbox') {
+      state.unread.set(state.selected, 0);
+      markRead(state.selected);
+      renderLists();
+    }
+  });
+
+  // ---------------------------------------------------------------- conversation actions
+
+  async function loadClosed() {
+    if (!state.me) return;
+    try {
+      const data = await api('GET', `/api/conversations?status=closed&agent_id=${state.me.id}&limit=20`);
+      for (const c of data.conversations || []) if (!state.convs.has(c.id) || state.convs.get(c.id).status === 'closed') mergeConv(c);
+      renderLists();
+      const sel = load('selected');
+      if (!state.selected && sel && state.convs.has(sel)) select(sel);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+    }
+  }
+
+  async function select(id) {
+    state.selected = id;
+    save('selected', id);
+    state.unread.set(id, 0);
+    renderLists();
+    renderThread();
+    renderCustomerPanel();
+    if (!state.loaded.has(id)) await fetchPage(id, null);
+    markRead(id);
+    $('composer-input').focus();
+  }
+
+  /** The newest page (before = null) or the page before `before`, via REST. */
+  async function fetchPage(id, before) {
+    const qs = before ? `?before=${before}&limit=${PAGE}` : `?limit=${PAGE}`;
+    try {
+      const data = await api('GET', `/api/conversations/${id}${qs}`);
+      if (data.conversation) mergeConv(data.conversation);
+      for (const m of data.messages || []) addMessage(m);
+      if (!state.msgs.has(id)) state.msgs.set(id, new Map());
+      if (!before || state.hasOlder.get(id) !== false) state.hasOlder.set(id, !!data.has_more);
+      state.loaded.add(id);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      toast(messageForError(err.code, err.message));
+    }
+    if (state.selected === id) renderThread(before ? 'keep' : 'bottom');
+    renderLists();
+  }
+
+  async function fetchAfter(id) {
+    const after = contiguousSeq(id);
+    try {
+      const data = await api('GET', `/api/conversations/${id}?after=${after}&limit=200`);
+      for (const m of data.messages || []) addMessage(m);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+    }
+    if (state.selected === id) renderThread();
+  }
+
+  let loadingOlder = false;
+  async function loadOlder() {
+    const id = state.selected;
+    if (!id || loadingOlder || !state.hasOlder.get(id)) return;
+    const msgs = state.msgs.get(id);
+    if (!msgs || !msgs.size) return;
+    const low = Math.min(...msgs.keys());
+    if (low <= 1) return;
+    loadingOlder = true;
+    $('log-older').hidden = false;
+    await fetchPage(id, low);
+    $('log-older').hidden = true;
+    loadingOlder = false;
+  }
+
+  function markRead(id) {
+    if (document.hidden || state.view !== 'inbox' || state.selected !== id) return;
+    const msgs = state.msgs.get(id);
+    if (!msgs || !msgs.size) return;
+    const seq = Math.max(...msgs.keys());
+    const c = state.convs.get(id);
+    if (!c || !state.me || c.agent_id !== state.me.id) return; // only the assigned agent's reads count
+    if ((state.readSent.get(id) || 0) >= seq) return;
+    if (conn.send({ type: 'read', conversation_id: id, seq })) {
+      state.readSent.set(id, seq);
+      c.agent_read_seq = Math.max(c.agent_read_seq || 0, seq);
+    }
+    state.unread.set(id, 0);
+  }
+
+  function sendReply(text) {
+    const id = state.selected;
+    const c = state.convs.get(id);
+    if (!c) return;
+    const frame = { type: 'send', client_id: newClientId(), conversation_id: id, text };
+    state.pending.set(frame.client_id, { frame, state: 'sending', sentAt: Date.now() });
+    conn.send(frame);
+    stopTyping();
+    renderThread('bottom');
+  }
+
+  let typingSentAt = 0;
+  let typingIdle = 0;
+  function noteTyping() {
+    const id = state.selected;
+    const c = state.convs.get(id);
+    if (!c || c.status === 'closed' || !state.me || c.agent_id !== state.me.id) return;
+    const now = Date.now();
+    if (now - typingSentAt > TYPING_THROTTLE_MS) {
+      typingSentAt = now;
+      conn.send({ type: 'typing', conversation_id: id, typing: true });
+    }
+    clearTimeout(typingIdle);
+    typingIdle = setTimeout(stopTyping, TYPING_IDLE_MS);
+  }
+  function stopTyping() {
+    clearTimeout(typingIdle);
+    if (!typingSentAt) return;
+    typingSentAt = 0;
+    if (state.selected) conn.send({ type: 'typing', conversation_id: state.selected, typing: false });
+  }
+
+  // ---------------------------------------------------------------- rendering: lists
+
+  function renderLists() {
+    const all = [...state.convs.values()];
+    const meId = state.me ? state.me.id : -1;
+    const queue = all
+      .filter((c) => c.status === 'queued')
+      .sort((a, b) => (a.queue_position || 1e9) - (b.queue_position || 1e9) || a.created_at - b.created_at);
+    const mine = all
+      .filter((c) => c.agent_id === meId && c.status !== 'closed' && c.status !== 'queued')
+      .sort((a, b) => b.updated_at - a.updated_at);
+    const bot = all.filter((c) => c.status === 'bot').sort((a, b) => b.updated_at - a.updated_at);
+    const closed = all
+      .filter((c) => c.status === 'closed' && c.agent_id === meId)
+      .sort((a, b) => b.updated_at - a.updated_at)
+      .slice(0, 20);
+    $('queue-list').replaceChildren(...queue.map((c) => convItem(c, true)));
+    $('mine-list').replaceChildren(...mine.map((c) => convItem(c, false)));
+    $('bot-list').replaceChildren(...bot.map((c) => convItem(c, false)));
+    $('bot-count').textContent = String(bot.length);
+    $('closed-list').replaceChildren(...closed.map((c) => convItem(c, false)));
+    $('queue-count').textContent = String(queue.length);
+    $('mine-count').textContent = String(mine.length);
+    const unread = mine.reduce((n, c) => n + (state.unread.get(c.id) || 0), 0);
+    $('nav-unread').hidden = unread === 0;
+    $('nav-unread').textContent = String(unread);
+  }
+
+  function previewPrefix(m) {
+    if (m.author.kind === 'bot') return 'Bot: ';
+    if (m.author.kind !== 'agent') return '';
+    return state.me && m.author.id === state.me.id ? 'You: ' : `${m.author.name}: `;
+  }
+
+  function convItem(c, queued) {
+    const last = state.preview.get(c.id);
+    const typing = state.typing.get(c.id);
+    const unread = queued ? 0 : state.unread.get(c.id) || 0;
+    const sub = h('div', { class: 'conv-sub' });
+    if (c.priority > 0 && c.status !== 'closed') {
+      sub.append(h('span', { class: 'prio', title: `Priority ${c.priority} (raised by negative sentiment)` }, 'urgent'));
+    }
+    if (typing) sub.append(h('span', { class: 'typing-mini' }, 'typing…'));
+    else if (queued) sub.append(`#${c.queue_position || '?'} in queue`);
+    else if (c.rating) sub.append(h('span', { class: 'stars-mini', 'aria-label': `Rated ${c.rating.score} of 5` }, stars(c.rating.score)));
+    else if (last) sub.append(previewPrefix(last) + last.text);
+    else if (c.last_seq) sub.append(`${c.last_seq} message${c.last_seq === 1 ? '' : 's'}`);
+    else sub.append(c.status === 'closed' ? 'Closed' : 'No messages yet');
+    const button = h(
+      'button',
+      {
+        class: 'conv',
+        type: 'button',
+        'data-conversation': String(c.id),
+        'aria-current': state.selected === c.id ? 'true' : 'false',
+        onclick: () => select(c.id),
+      },
+      avatar(customerName(c), c.customer_id),
+      h(
+        'div',
+        { class: 'conv-body' },
+        h(
+          'div',
+          { class: 'conv-top' },
+          h('span', { class: 'conv-name' }, customerName(c)),
+          h('span', { class: 'conv-time' }, when(c.updated_at)),
+        ),
+        sub,
+      ),
+      unread ? h('span', { class: 'unread', 'aria-label': `${unread} unread`, 'data-unread': String(unread) }, String(unread)) : null,
+    );
+    return h('li', null, button);
+  }
+
+  // ---------------------------------------------------------------- rendering: thread
+
+  function renderThread(scroll) {
+    const id = state.selected;
+    const c = id ? state.convs.get(id) : null;
+    $('thread-empty').hidden = !!c;
+    $('thread-main').hidden = !c;
+    $('view-inbox').classList.toggle('no-customer', !c);
+    if (!c) return;
+    const meId = state.me ? state.me.id : -1;
+    const mine = c.agent_id === meId;
+    $('thread-name').textContent = customerName(c);
+    const pill = $('thread-status');
+    pill.className = 'status-pill ' + c.status;
+    pill.textContent = statusText(c);
+    const rating = $('thread-rating');
+    rating.hidden = !c.rating;
+    if (c.rating) {
+      rating.replaceChildren(
+        h('span', { class: 'stars', 'aria-hidden': 'true' }, stars(c.rating.score)),
+        ` ${c.rating.score}/5`,
+        c.rating.comment ? ` — “${c.rating.comment}”` : '',
+      );
+      rating.setAttribute('data-score', String(c.rating.score));
+    }
+    $('claim').hidden = c.status !== 'queued' && c.status !== 'bot';
+    $('transfer-box').hidden = !(mine && c.status === 'assigned');
+    $('close-conv').hidden = c.status === 'closed' || c.status === 'queued' ? true : !mine;
+    renderTransferOptions();
+
+    const log = $('thread-log');
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+    const fromBottom = log.scrollHeight - log.scrollTop;
+    const rows = [$('log-older')];
+    const msgs = [...(state.msgs.get(id) || new Map()).values()].sort((a, b) => a.seq - b.seq);
+    if (state.hasOlder.get(id) === false && msgs.length && msgs[0].seq === 1) {
+      rows.push(h('div', { class: 'msg system' }, h('div', { class: 'bubble' }, `Conversation started ${when(c.created_at)}`)));
+    }
+    let prev = null;
+    for (const m of msgs) {
+      const row = messageRow(m, c);
+      // Consecutive messages of one author within five minutes form a group: one name label.
+      if (prev && prev.author.kind === m.author.kind && prev.author.id === m.author.id && m.sent_at - prev.sent_at < 300000) {
+        row.classList.add('cont');
+      }
+      rows.push(row);
+      prev = m;
+    }
+    for (const p of state.pending.values()) {
+      if (p.frame.conversation_id === id) rows.push(pendingRow(p));
+    }
+    log.replaceChildren(...rows);
+    if (scroll === 'keep') log.scrollTop = log.scrollHeight - fromBottom;
+    else if (scroll === 'bottom' || atBottom) log.scrollTop = log.scrollHeight;
+
+    const note = $('composer-note');
+    const canWrite = mine && c.status !== 'closed';
+    $('composer').hidden = !canWrite;
+    note.hidden = canWrite;
+    note.textContent =
+      c.status === 'queued'
+        ? 'Claim this conversation to reply.'
+        : c.status === 'bot'
+          ? 'The bot is handling this conversation. Claim it to take over.'
+          : c.status === 'closed'
+            ? 'This conversation is closed.'
+            : 'This conversation belongs to another agent.';
+    renderTyping();
+  }
+
+  function statusText(c) {
+    if (c.status === 'queued') return `Queued #${c.queue_position || '?'}`;
+    if (c.status === 'assigned') {
+      const p = state.presence.get(c.agent_id);
+      return state.me && c.agent_id === state.me.id ? 'Assigned to you' : `Assigned to ${p ? p.name : 'agent #' + c.agent_id}`;
+    }
+    if (c.status === 'bot') return 'Bot';
+    return 'Closed';
+  }
+
+  function messageRow(m, c) {
+    const kind = m.author.kind;
+    const team = kind === 'agent' || kind === 'bot';
+    const row = h('div', { class: `msg ${kind}${team ? ' team' : ''}`, 'data-seq': String(m.seq), 'data-author': kind });
+    if (kind !== 'system') {
+      // Anonymous visitors are all called "visitor" on the wire: show the profile's name.
+      const name = kind === 'visitor' ? customerName(c) : m.author.name || kind;
+      const who = h('div', { class: 'who' }, h('span', null, name));
+      if (kind === 'bot') who.append(h('span', { class: 'tag bot' }, 'Bot'));
+      if (kind === 'agent' && (!state.me || m.author.id !== state.me.id)) who.append(h('span', { class: 'tag agent' }, 'Agent'));
+      row.append(who);
+    }
+    const bubble = h('div', { class: 'bubble' });
+    renderText(bubble, String(m.text));
+    row.append(bubble);
+    if (kind === 'visitor' && m.analysis) row.append(nlpChips(m.analysis));
+    if (kind !== 'system') {
+      let meta = clock(m.sent_at);
+      if (team && (c.visitor_read_seq || 0) >= m.seq) meta += ' · Seen';
+      row.append(h('div', { class: 'meta' }, meta));
+    }
+    return row;
+  }
+
+  function nlpChips(a) {
+    const box = h('div', { class: 'nlp', 'aria-label': 'What the assistant understood' });
+    if (a.intent) {
+      box.append(h('span', { class: 'chip intent', title: 'Intent and confidence' }, `${a.intent.replace(/_/g, ' ')} · ${Math.round((a.confidence || 0) * 100)}%`));
+    } else {
+      box.append(h('span', { class: 'chip', title: 'No intent above the threshold' }, 'no clear intent'));
+    }
+    const label = a.sentiment_label || 'neutral';
+    box.append(h('span', { class: 'chip ' + label, title: 'Sentiment' }, `${label} ${Number(a.sentiment || 0).toFixed(2)}`));
+    if (a.language && a.language !== 'und') box.append(h('span', { class: 'chip', title: 'Language' }, a.language));
+    for (const e of a.entities || []) {
+      box.append(h('span', { class: 'chip entity', title: 'Entity' }, h('b', null, e.kind.replace(/_/g, ' ') + ': '), e.value));
+    }
+    if (a.bot_answered) box.append(h('span', { class: 'chip', title: 'The bot answered this message' }, 'answered by bot'));
+    return box;
+  }
+
+  function pendingRow(p) {
+    const row = h('div', { class: 'msg agent team ' + (p.state === 'failed' ? 'failed' : 'pending'), 'data-client-id': p.frame.client_id });
+    const bubble = h('div', { class: 'bubble' });
+    renderText(bubble, p.frame.text);
+    row.append(bubble);
+    if (p.state === 'failed') {
+      row.append(
+        h(
+          'div',
+          { class: 'meta' },
+          `Not sent (${p.error}) · `,
+          h('button', { class: 'btn ghost', type: 'button', onclick: () => { p.state = 'sending'; conn.send(p.frame); renderThread(); } }, 'Retry'),
+        ),
+      );
+    } else {
+      row.append(h('div', { class: 'meta' }, 'Sending…'));
+    }
+    return row;
+  }
+
+  function renderTyping() {
+    const el = $('thread-typing');
+    const t = state.selected ? state.typing.get(state.selected) : null;
+    el.hidden = !t;
+    el.textContent = t ? `${t.name || 'Visitor'} is typing…` : '';
+  }
+
+  function renderTransferOptions() {
+    const sel = $('transfer-to');
+    const current = sel.value;
+    const options = [...state.presence.values()]
+      .filter((p) => !state.me || p.agent_id !== state.me.id)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((p) => h('option', { value: String(p.agent_id), disabled: p.status === 'offline' }, `${p.name} (${p.status}, ${p.active}/${p.capacity})`));
+    sel.replaceChildren(h('option', { value: '' }, 'Transfer to…'), ...options);
+    sel.value = [...sel.options].some((o) => o.value === current) ? current : '';
+  }
+
+  function renderMe() {
+    if (!state.me) return;
+    $('me-name').textContent = state.me.name;
+    const p = state.presence.get(state.me.id);
+    const status = p ? p.status : 'offline';
+    $('me-dot').className = 'dot ' + status;
+    if (status !== 'offline') $('me-status').value = status;
+    const cap = p ? p.capacity : state.me.capacity;
+    if (document.activeElement !== $('me-capacity')) $('me-capacity').value = String(cap);
+  }
+
+  // ---------------------------------------------------------------- customer panel
+
+  const CUSTOMER_FIELDS = ['name', 'email', 'phone', 'company', 'country'];
+
+  async function renderCustomerPanel() {
+    const panel = $('customer-panel');
+    const c = state.convs.get(state.selected);
+    panel.hidden = !c;
+    if (!c) return;
+    panel.replaceChildren(h('p', { class: 'muted' }, 'Loading customer…'));
+    try {
+      const customer = await api('GET', `/api/customers/${c.customer_id}`);
+      if (state.selected !== c.id) return;
+      state.customers.set(customer.id, customer);
+      panel.replaceChildren(...customerView(customer, c));
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      panel.replaceChildren(h('p', { class: 'muted' }, 'This customer could not be loaded.'));
+    }
+  }
+
+  function customerView(customer, conv) {
+    const form = customerForm(customer, (updated) => {
+      for (const cv of state.convs.values()) if (cv.customer_id === updated.id) cv.customer_name = updated.name;
+      renderLists();
+      renderThread();
+      const head = $('customer-panel').querySelector('.cp-head');
+      if (head) head.replaceWith(customerHead(updated));
+    });
+    const facts = h('dl', { class: 'facts' });
+    const fact = (k, v) => facts.append(h('dt', null, k), h('dd', null, v || '—'));
+    fact('First seen', when(customer.first_seen));
+    fact('Last seen', when(customer.last_seen));
+    fact('Last page', customer.last_page_url);
+    fact('Browser', customer.user_agent ? customer.user_agent.slice(0, 80) : null);
+    if (customer.external_id) fact('User id', customer.external_id);
+    const convFacts = h('dl', { class: 'facts' });
+    const cfact = (k, v) => convFacts.append(h('dt', null, k), h('dd', null, v));
+    cfact('Conversation', `#${conv.id}`);
+    cfact('Priority', String(conv.priority));
+    cfact('Sentiment', conv.sentiment === null || conv.sentiment === undefined ? '—' : Number(conv.sentiment).toFixed(2));
+    cfact('Rating', conv.rating ? `${stars(conv.rating.score)} ${conv.rating.comment || ''}` : '—');
+    return [
+      customerHead(customer),
+      form,
+      h('div', { class: 'cp-section' }, h('h4', null, 'Activity'), facts),
+      h('div', { class: 'cp-section' }, h('h4', null, 'This conversation'), convFacts),
+    ];
+  }
+
+  function customerHead(customer) {
+    return h(
+      'div',
+      { class: 'cp-head' },
+      avatar(customer.name || 'Visitor', customer.id),
+      h('div', null, h('h3', null, customer.name || `Visitor #${customer.id}`), h('div', { class: 'muted' }, customer.email || 'No email yet')),
+    );
+  }
+
+  /** A profile editor: PATCHes only the fields that changed. */
+  function customerForm(customer, onSaved, extraButtons) {
+    const inputs = {};
+    const form = h('form', { class: 'customer-form', 'data-customer': String(customer.id) });
+    for (const f of CUSTOMER_FIELDS) {
+      inputs[f] = h('input', { type: f === 'email' ? 'email' : 'text', name: f, value: customer[f] || '', maxlength: '512' });
+      form.append(h('label', { class: 'field' }, f[0].toUpperCase() + f.slice(1), inputs[f]));
+    }
+    inputs.tags = h('input', { type: 'text', name: 'tags', value: (customer.tags || []).join(', ') });
+    form.append(h('label', { class: 'field' }, 'Tags (comma separated)', inputs.tags));
+    inputs.attributes = h('textarea', { name: 'attributes', rows: '3' });
+    inputs.attributes.value = Object.entries(customer.attributes || {}).map(([k, v]) => `${k}=${v}`).join('\n');
+    form.append(h('label', { class: 'field' }, 'Attributes (key=value per line)', inputs.attributes));
+    const saved = h('span', { class: 'saved', role: 'status' });
+    form.append(h('div', { class: 'form-actions' }, h('button', { class: 'btn primary', type: 'submit' }, 'Save'), ...(extraButtons || []), saved));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const patch = {};
+      for (const f of CUSTOMER_FIELDS) {
+        const v = inputs[f].value.trim();
+        if (v !== (customer[f] || '')) patch[f] = v === '' ? null : v;
+      }
+      const tags = inputs.tags.value.split(',').map((t) => t.trim()).filter(Boolean);
+      if (tags.join(',') !== (customer.tags || []).join(',')) patch.tags = tags;
+      const attributes = {};
+      for (const line of inputs.attributes.value.split('\n')) {
+        const i = line.indexOf('=');
+        if (i > 0) attributes[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+      }
+      if (JSON.stringify(attributes) !== JSON.stringify(customer.attributes || {})) patch.attributes = attributes;
+      if (!Object.keys(patch).length) {
+        saved.textContent = 'Nothing changed';
+        return;
+      }
+      try {
+        const updated = await api('PATCH', `/api/customers/${customer.id}`, patch);
+        Object.assign(customer, updated);
+        state.customers.set(updated.id, updated);
+        saved.textContent = 'Saved';
+        setTimeout(() => (saved.textContent = ''), 2500);
+        onSaved(updated);
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        saved.textContent = '';
+        toast(`Could not save: ${err.message}`);
+      }
+    });
+    return form;
+  }
+
+  // ---------------------------------------------------------------- customers page
+
+  let customerCursor = null;
+  let selectedCustomer = null;
+
+  async function loadCustomers(append) {
+    const params = new URLSearchParams();
+    const q = $('cs-q').value.trim();
+    const country = $('cs-country').value.trim();
+    const tag = $('cs-tag').value.trim();
+    if (q) params.set('q', q);
+    if (country) params.set('country', country);
+    if (tag) params.set('tag', tag);
+    params.set('limit', '50');
+    if (append && customerCursor) params.set('cursor', customerCursor);
+    try {
+      const data = await api('GET', '/api/customers?' + params.toString());
+      const rows = (data.customers || []).map(customerRow);
+      if (append) $('customer-rows').append(...rows);
+      else $('customer-rows').replaceChildren(...rows);
+      customerCursor = data.next_cursor || null;
+      $('customers-more').hidden = !customerCursor;
+      $('customers-empty').hidden = $('customer-rows').children.length > 0;
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      toast(`Could not load customers: ${err.message}`);
+    }
+  }
+
+  function customerRow(cu) {
+    state.customers.set(cu.id, cu);
+    const tags = h('td');
+    for (const t of cu.tags || []) tags.append(h('span', { class: 'tagchip' }, t));
+    const row = h(
+      'tr',
+      { 'data-customer': String(cu.id), tabindex: '0', 'aria-selected': selectedCustomer === cu.id ? 'true' : 'false' },
+      h('td', null, cu.name || `Visitor #${cu.id}`),
+      h('td', null, cu.email || '—'),
+      h('td', null, cu.phone || '—'),
+      h('td', null, cu.country || '—'),
+      tags,
+      h('td', null, when(cu.last_seen)),
+    );
+    const open = () => openCustomerEditor(cu.id);
+    row.addEventListener('click', open);
+    row.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' || ev.key === ' ') {
+        ev.preventDefault();
+        open();
+      }
+    });
+    return row;
+  }
+
+  async function openCustomerEditor(id) {
+    selectedCustomer = id;
+    for (const tr of $('customer-rows').children) tr.setAttribute('aria-selected', tr.dataset.customer === String(id) ? 'true' : 'false');
+    const editor = $('customer-editor');
+    editor.hidden = false;
+    let customer;
+    try {
+      customer = await api('GET', `/api/customers/${id}`);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      editor.replaceChildren(h('p', { class: 'muted' }, 'This customer no longer exists.'));
+      return;
+    }
+    const del = h('button', { class: 'btn danger', type: 'button' }, 'Delete');
+    del.addEventListener('click', async () => {
+      if (!confirm(`Delete ${customer.name || 'this customer'} and all their conversations? This cannot be undone.`)) return;
+      try {
+        await api('DELETE', `/api/customers/${id}`);
+        editor.hidden = true;
+        selectedCustomer = null;
+        const row = $('customer-rows').querySelector(`tr[data-customer="${id}"]`);
+        if (row) row.remove();
+        for (const [cid, c] of state.convs) if (c.customer_id === id) state.convs.delete(cid);
+        renderLists();
+        toast('Customer deleted.');
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        toast(`Could not delete: ${err.message}`);
+      }
+    });
+    const form = customerForm(
+      customer,
+      (updated) => {
+        const row = $('customer-rows').querySelector(`tr[data-customer="${id}"]`);
+        if (row) row.replaceWith(customerRow(updated));
+      },
+      [del],
+    );
+    editor.replaceChildren(h('h2', null, customer.name || `Visitor #${customer.id}`), form);
+  }
+
+  // ---------------------------------------------------------------- dashboard
+
+  async function loadStats() {
+    let s;
+    try {
+      s = await api('GET', '/api/stats');
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      toast(`Could not load stats: ${err.message}`);
+      return;
+    }
+    const card = (label, value, hint) =>
+      h('div', { class: 'card', 'data-stat': label }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value), hint ? h('div', { class: 'hint' }, hint) : null);
+    const fmt = (x, d) => (x === null || x === undefined ? '—' : Number(x).toFixed(d));
+    $('stat-cards').replaceChildren(
+      card('Open conversations', String(s.open_conversations ?? '—')),
+      card('Queue length', String(s.queue_length ?? '—')),
+      card('Agents online', String(s.agents_online ?? '—')),
+      card('Avg first response', s.avg_first_response_ms === null || s.avg_first_response_ms === undefined ? '—' : duration(s.avg_first_response_ms)),
+      card('Avg rating', s.avg_rating === null || s.avg_rating === undefined ? '—' : `${fmt(s.avg_rating, 1)} ★`, `${s.ratings || 0} rating${s.ratings === 1 ? '' : 's'}`),
+      card('Avg sentiment', fmt(s.avg_sentiment, 2), '-1 negative … +1 positive'),
+    );
+    renderChart(s.sentiment_by_day || []);
+    renderTeam();
+  }
+
+  function duration(ms) {
+    const s = Math.round(ms / 1000);
+    if (s < 60) return `${s}s`;
+    const m = Math.floor(s / 60);
+    return m < 60 ? `${m}m ${s % 60}s` : `${Math.floor(m / 60)}h ${m % 60}m`;
+  }
+
+  function renderChart(days) {
+    const box = $('sentiment-chart');
+    if (!days.length) {
+      box.replaceChildren(h('p', { class: 'muted' }, 'No visitor messages analysed yet.'));
+      return;
+    }
+    const ns = 'http://www.w3.org/2000/svg';
+    const mk = (tag, attrs) => {
+      const el = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+      return el;
+    };
+    const W = 600;
+    const H = 180;
+    const mid = H / 2;
+    const shown = days.slice(-30);
+    const bw = Math.min(W / shown.length, 64);
+    const x0 = (W - bw * shown.length) / 2; // few days: narrow bars, centred
+    const svgEl = mk('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Average sentiment per day' });
+    svgEl.append(mk('line', { x1: 0, x2: W, y1: mid, y2: mid, stroke: '#d6d9e3' }));
+    shown.forEach((d, i) => {
+      const v = Math.max(-1, Math.min(1, Number(d.avg) || 0));
+      const hgt = Math.abs(v) * (mid - 14);
+      const rect = mk('rect', {
+        x: x0 + i * bw + bw * 0.2,
+        width: Math.max(2, bw * 0.6),
+        y: v >= 0 ? mid - Math.max(2, hgt) : mid,
+        height: Math.max(2, hgt),
+        rx: 3,
+        fill: Math.abs(v) < 0.05 ? '#b8bdcc' : v > 0 ? '#34d399' : '#f87171',
+      });
+      const title = mk('title', {});
+      title.textContent = `${d.day}: ${v.toFixed(2)} (${d.messages} messages)`;
+      rect.append(title);
+      svgEl.append(rect);
+      if (shown.length <= 10 || i % Math.ceil(shown.length / 8) === 0) {
+        const t = mk('text', { x: x0 + i * bw + bw / 2, y: H - 2, 'text-anchor': 'middle', 'font-size': 10, fill: '#687086' });
+        t.textContent = String(d.day).slice(5);
+        svgEl.append(t);
+        const val = mk('text', { x: x0 + i * bw + bw / 2, y: v >= 0 ? mid - hgt - 5 : mid + hgt + 13, 'text-anchor': 'middle', 'font-size': 10, fill: '#687086' });
+        val.textContent = v.toFixed(2);
+        svgEl.append(val);
+      }
+    });
+    box.replaceChildren(svgEl);
+  }
+
+  function renderTeam() {
+    const items = [...state.presence.values()]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((p) => h('li', null, h('span', { class: 'dot ' + p.status, 'aria-hidden': 'true' }), h('span', null, p.name), h('span', { class: 'load' }, `${p.status} · ${p.active}/${p.capacity}`)));
+    $('team-list').replaceChildren(...(items.length ? items : [h('li', { class: 'muted' }, 'No agents')]));
+  }
+
+  let statsTimer = 0;
+  function showView(view) {
+    state.view = view;
+    for (const b of document.querySelectorAll('.nav-item')) b.setAttribute('aria-current', b.dataset.view === view ? 'page' : 'false');
+    $('view-inbox').hidden = view !== 'inbox';
+    $('view-customers').hidden = view !== 'customers';
+    $('view-dashboard').hidden = view !== 'dashboard';
+    clearInterval(statsTimer);
+    if (view === 'customers') loadCustomers(false);
+    if (view === 'dashboard') {
+      loadStats();
+      statsTimer = setInterval(() => !document.hidden && loadStats(), 30000);
+    }
+    if (view === 'inbox' && state.selected) markRead(state.selected);
+  }
+
+  // ---------------------------------------------------------------- sign in / out
+
+  function showLogin(message) {
+    $('app').hidden = true;
+    $('login').hidden = false;
+    const err = $('login-error');
+    err.hidden = !message;
+    err.textContent = message || '';
+    $('login-email').focus();
+  }
+
+  function startApp() {
+    $('login').hidden = true;
+    $('app').hidden = false;
+    state.me = load('agent');
+    renderMe();
+    renderLists();
+    renderThread();
+    showView('inbox');
+    conn.connect();
+  }
+
+  function signOut(message) {
+    const token = state.token;
+    conn.stop();
+    state.token = null;
+    save('token', null);
+    save('selected', null);
+    state.convs.clear();
+    state.msgs.clear();
+    state.loaded.clear();
+    state.selected = null;
+    if (token && !message) {
+      fetch('/api/logout', { method: 'POST', headers: { Authorization: 'Bearer ' + token } }).catch(() => {});
+    }
+    showLogin(message);
+  }
+
+  async function login(ev) {
+    ev.preventDefault();
+    const button = $('login-submit');
+    button.disabled = true;
+    try {
+      const data = await api('POST', '/api/login', { email: $('login-email').value.trim(), password: $('login-password').value });
+      state.token = data.token;
+      save('token', data.token);
+      save('agent', data.agent);
+      $('login-password').value = '';
+      startApp();
+    } catch (err) {
+      if (!(err instanceof ApiError)) {
+        showLogin('Cannot reach the server.');
+      } else {
+        showLogin(err.status === 401 ? 'Wrong email or password.' : err.message);
+      }
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function wire() {
+    $('login-form').addEventListener('submit', login);
+    $('logout').addEventListener('click', () => signOut(null));
+    for (const b of document.querySelectorAll('.nav-item')) b.addEventListener('click', () => showView(b.dataset.view));
+    $('me-status').addEventListener('change', (ev) => {
+      save('status', ev.target.value);
+      conn.send({ type: 'set_status', status: ev.target.value });
+    });
+    $('me-capacity').addEventListener('change', (ev) => {
+      const capacity = Math.max(0, Math.min(100, parseInt(ev.target.value, 10) || 0));
+      conn.send({ type: 'set_capacity', capacity });
+    });
+    $('claim').addEventListener('click', () => state.selected && conn.send({ type: 'claim', conversation_id: state.selected }));
+    $('close-conv').addEventListener('click', () => state.selected && conn.send({ type: 'close', conversation_id: state.selected }));
+    $('transfer').addEventListener('click', () => {
+      const to = parseInt($('transfer-to').value, 10);
+      if (!state.selected || !to) return toast('Pick an agent to transfer to.');
+      conn.send({ type: 'transfer', conversation_id: state.selected, to_agent: to });
+    });
+    const input = $('composer-input');
+    const submit = () => {
+      const text = input.value.trim();
+      if (!text) return;
+      if ([...text].length > MAX_TEXT_CHARS) return toast(`Replies can be at most ${MAX_TEXT_CHARS} characters.`);
+      input.value = '';
+      sendReply(text);
+    };
+    $('composer').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      submit();
+    });
+    input.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        submit();
+      }
+    });
+    input.addEventListener('input', noteTyping);
+    $('thread-log').addEventListener('scroll', (ev) => {
+      if (ev.target.scrollTop < 60) loadOlder();
+    });
+    $('customer-search').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      loadCustomers(false);
+    });
+    $('customers-more').addEventListener('click', () => loadCustomers(true));
+    $('stats-refresh').addEventListener('click', loadStats);
+  }
+
+  wire();
+  if (state.token) startApp();
+  else showLogin(null);
+})();

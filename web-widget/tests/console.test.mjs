@@ -1,0 +1,183 @@
+// The console beyond the basic chat: history paged on scroll (console and
+// widget), transfer between two agents, status and capacity, the customers
+// page (search, edit, delete), and the title badge while the tab is hidden.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startServer, launchBrowser, watch, shot, W,
+  openWidget, visitorSends, widgetTranscript, consoleLogin, consoleTranscript, agentTakes, assertSeqsComplete,
+} from './server.mjs';
+
+let server;
+let browser;
+let grace;
+let linus;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  grace = await server.createAgent({ email: 'grace@example.com', name: 'Grace', capacity: 5 });
+  linus = await server.createAgent({ email: 'linus@example.com', name: 'Linus', capacity: 5 });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Sends `n` messages as the same visitor from a second "tab": a plain WebSocket with the widget's token. */
+async function burst(page, n) {
+  return page.evaluate(async (count) => {
+    const token = JSON.parse(localStorage.getItem('switchboard.demo.token'));
+    const ws = new WebSocket(`ws://${location.host}/ws`, 'switchboard.v1.json');
+    const acks = new Set();
+    await new Promise((resolve, reject) => {
+      ws.onerror = reject;
+      ws.onmessage = (ev) => {
+        const msg = JSON.parse(ev.data);
+        if (msg.type === 'visitor_welcome') {
+          for (let i = 1; i <= count; i++) {
+            ws.send(JSON.stringify({ type: 'send', client_id: `burst-${i}`, conversation_id: null, text: `Burst message ${i}` }));
+          }
+        }
+        if (msg.type === 'ack') acks.add(msg.client_id);
+        if (acks.size === count) resolve();
+      };
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'visitor_hello', token, resume: [], page_url: null }));
+    });
+    ws.close(1000);
+    return acks.size;
+  }, n);
+}
+
+test('history pages on scroll, transfer, status, customers, title badge', async () => {
+  const vCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const gCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const lCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await vCtx.newPage();
+  const g = await gCtx.newPage();
+  const l = await lCtx.newPage();
+  const seen = [watch(visitor), watch(g), watch(l)];
+
+  await consoleLogin(g, server, grace.email, grace.password);
+  // Linus is away: new conversations go to Grace.
+  await consoleLogin(l, server, linus.email, linus.password);
+  await l.locator('#me-status').selectOption('away');
+  await l.locator('#me-dot.away').waitFor();
+  await g.locator('#transfer-to option', { hasText: 'Linus (away' }).waitFor({ state: 'attached' });
+
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'First message, before the burst');
+  await agentTakes(visitor, g);
+  assert.equal(await burst(visitor, 75), 75);
+  await g.locator('#thread-log .bubble', { hasText: 'Burst message 75' }).waitFor({ timeout: 15000 });
+  await visitor.locator('#switchboard-widget .bubble', { hasText: 'Burst message 75' }).waitFor({ timeout: 15000 });
+
+  // A fresh page shows the newest page, then older ones as the log is scrolled up.
+  // (The bot may have answered too: the server's last_seq says how many there are.)
+  const convId = Number(await g.locator('#mine-list [data-conversation]').first().getAttribute('data-conversation'));
+  const graceToken = await server.login(grace.email, grace.password);
+  const total = (await server.api('GET', `/api/conversations/${convId}?limit=1`, undefined, graceToken)).conversation.last_seq;
+  assert.ok(total >= 76, `last_seq ${total}`);
+  await visitor.reload();
+  await openWidget(visitor);
+  await visitor.locator('#switchboard-widget .bubble', { hasText: 'Burst message 75' }).waitFor();
+  for (let i = 0; i < 10 && (await visitor.locator(W.rows).count()) < total; i++) {
+    await visitor.locator('#switchboard-widget .log').evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); });
+    await visitor.waitForTimeout(400);
+  }
+  const vt = await widgetTranscript(visitor);
+  assert.equal(vt.length, total, 'the widget paged back to the first message');
+  assertSeqsComplete(assert, vt, 'widget after paging');
+  assert.equal(vt[0].text, 'First message, before the burst');
+
+  await g.reload();
+  await g.locator('#mine-list [data-conversation]').first().click();
+  await g.locator('#thread-log .bubble', { hasText: 'Burst message 75' }).waitFor();
+  assert.ok((await g.locator('#thread-log [data-seq]').count()) < total, 'the console starts with one page');
+  for (let i = 0; i < 10 && (await g.locator('#thread-log [data-seq]').count()) < total; i++) {
+    await g.locator('#thread-log').evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); });
+    await g.waitForTimeout(400);
+  }
+  const ct = await consoleTranscript(g);
+  assert.equal(ct.length, total, 'the console paged back to the first message');
+  assertSeqsComplete(assert, ct, 'console after paging');
+
+  // The title badge counts news while the console tab is hidden.
+  await g.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await visitorSends(visitor, 'Are you still there?');
+  await g.waitForFunction(() => document.title.startsWith('(1)'), null, { timeout: 10000 });
+  await g.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await g.waitForFunction(() => document.title === 'Switchboard');
+
+  // Transfer to Linus (back online): it leaves Grace's list and arrives in his.
+  await l.locator('#me-status').selectOption('online');
+  await g.locator('#transfer-to option', { hasText: 'Linus (online' }).waitFor({ state: 'attached' });
+  await g.locator('#transfer-to').selectOption({ label: await g.locator('#transfer-to option', { hasText: 'Linus' }).textContent() });
+  await g.locator('#transfer').click();
+  await l.locator('#mine-list [data-conversation]').first().waitFor({ timeout: 10000 });
+  await g.locator('#mine-list [data-conversation]').waitFor({ state: 'detached', timeout: 10000 });
+  await l.locator('#mine-list [data-conversation]').first().click();
+  await l.locator('#thread-log .bubble', { hasText: 'Are you still there?' }).waitFor();
+  await l.locator('#composer-input').fill('Linus here, I took over from Grace.');
+  await l.locator('#composer-input').press('Enter');
+  await visitor.locator('#switchboard-widget .msg.agent', { hasText: 'Linus here' }).waitFor({ timeout: 10000 });
+  assert.match(await visitor.locator('#switchboard-widget .msg.agent', { hasText: 'Linus here' }).locator('.who').textContent(), /Linus/);
+
+  // Capacity is saved through the server and comes back in presence.
+  await l.locator('#me-capacity').fill('3');
+  await l.locator('#me-capacity').press('Tab');
+  await g.locator('#transfer-to option', { hasText: '/3)' }).waitFor({ state: 'attached', timeout: 10000 }).catch(() => {});
+  await l.reload();
+  await l.locator('#app').waitFor({ state: 'visible' });
+  await l.waitForFunction(() => document.querySelector('#me-capacity').value === '3', null, { timeout: 10000 });
+
+  // The customers page: find the visitor by email after an edit, then delete.
+  await l.locator('#mine-list [data-conversation]').first().click();
+  const panel = l.locator('#customer-panel');
+  await panel.locator('input[name="email"]').waitFor();
+  await panel.locator('input[name="name"]').fill('Burst Tester');
+  await panel.locator('input[name="email"]').fill('burst@example.com');
+  await panel.locator('input[name="tags"]').fill('vip, beta');
+  await panel.locator('button[type="submit"]').click();
+  await panel.locator('.saved', { hasText: 'Saved' }).waitFor();
+  await l.locator('#thread-name', { hasText: 'Burst Tester' }).waitFor();
+  await shot(l, 'console-customer-panel');
+
+  await l.locator('.nav-item[data-view="customers"]').click();
+  await l.locator('#cs-q').fill('BURST@');
+  await l.locator('#customer-search button[type="submit"]').click();
+  await l.locator('#customer-rows tr', { hasText: 'Burst Tester' }).waitFor();
+  assert.equal(await l.locator('#customer-rows tr').count(), 1);
+  await l.locator('#cs-q').fill('');
+  await l.locator('#cs-tag').fill('vip');
+  await l.locator('#customer-search button[type="submit"]').click();
+  await l.locator('#customer-rows tr', { hasText: 'Burst Tester' }).waitFor();
+  await l.locator('#customer-rows tr', { hasText: 'Burst Tester' }).click();
+  const editor = l.locator('#customer-editor');
+  await editor.locator('input[name="company"]').fill('Analytical Engines Ltd');
+  await editor.locator('button[type="submit"]').click();
+  await editor.locator('.saved', { hasText: 'Saved' }).waitFor();
+  await l.locator('#customer-rows tr', { hasText: 'Burst Tester' }).waitFor();
+  await shot(l, 'console-customers-edit');
+  const id = Number(await l.locator('#customer-rows tr', { hasText: 'Burst Tester' }).getAttribute('data-customer'));
+  const token = await server.login(linus.email, linus.password);
+  assert.equal((await server.api('GET', `/api/customers/${id}`, undefined, token)).company, 'Analytical Engines Ltd');
+  l.once('dialog', (d) => d.accept());
+  await editor.locator('button', { hasText: 'Delete' }).click();
+  await l.locator('#customer-rows tr', { hasText: 'Burst Tester' }).waitFor({ state: 'detached' });
+  await assert.rejects(server.api('GET', `/api/customers/${id}`, undefined, token), /404/);
+
+  for (const s of seen) assert.deepEqual(s.errors, []);
+  await vCtx.close();
+  await gCtx.close();
+  await lCtx.close();
+});
