@@ -225,6 +225,30 @@ mod tests {
         assert!(split_spec("/nonexistent/x.json").1.is_none());
     }
 
+    /// The public benchmark sets, read from `../shared/data` beside the repo.
+    #[test]
+    fn reads_the_shared_benchmark_sets_when_present() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+        let banking = root.join("banking77/train.csv");
+        let clinc = root.join("clinc150/train_val.json");
+        if !banking.exists() || !clinc.exists() {
+            println!(
+                "skipping: benchmark data not found under {}",
+                root.display()
+            );
+            return;
+        }
+        let b = load(&banking.display().to_string()).unwrap();
+        assert!(b.len() > 9000);
+        let c = load(&format!("{}:val,oos_val", clinc.display())).unwrap();
+        assert_eq!(c.len(), 3100);
+        assert_eq!(c.iter().filter(|e| e.is_oos()).count(), 100);
+        assert!(matches!(
+            load(&format!("{}:nope", clinc.display())),
+            Err(Error::UnknownSplit { .. })
+        ));
+    }
+
     #[test]
     fn missing_file_is_io_error() {
         assert!(matches!(

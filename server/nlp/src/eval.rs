@@ -11,7 +11,7 @@
 
 use crate::dataset::Example;
 use crate::error::{Error, Result};
-use crate::intent::{IntentModel, TrainConfig};
+use crate::intent::{IntentModel, TrainConfig, TrainReport};
 use crate::tokens::Tokenizer;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -56,7 +56,17 @@ pub fn evaluate(
     tokenizer: &Tokenizer,
     cfg: &TrainConfig,
 ) -> Result<EvalReport> {
-    let (model, report) = IntentModel::train(train, tokenizer, cfg)?;
+    let trained = IntentModel::train(train, tokenizer, cfg)?;
+    Ok(test_model(&trained, train.len(), test, tokenizer))
+}
+
+/// Classifies `test` with a trained model, timing each call.
+fn test_model(
+    (model, report): &(IntentModel, TrainReport),
+    n_train: usize,
+    test: &[Example],
+    tokenizer: &Tokenizer,
+) -> EvalReport {
     let mut tally = Tally::default();
     let mut micros = Vec::with_capacity(test.len());
     for e in test {
@@ -66,7 +76,7 @@ pub fn evaluate(
         let top = model.labels()[p.index].as_str();
         tally.record(e, top, model.intent_of(&p));
     }
-    Ok(tally.report(&micros, train.len(), report.seconds, &model))
+    tally.report(&micros, n_train, report.seconds, model)
 }
 
 impl Tally {
@@ -144,7 +154,8 @@ fn percentile(values: &[f64], q: f64) -> f64 {
 
 /// Stratified k-fold cross-validation on one set; the report averages the
 /// folds (sizes are per fold, latency percentiles the mean of the folds').
-/// Runs two folds at a time.
+/// Trains two folds at a time, then tests each fold alone so the latency
+/// figures are not taken while another fold trains.
 pub fn cross_validate(
     data: &[Example],
     k: usize,
@@ -157,21 +168,29 @@ pub fn cross_validate(
         ));
     }
     let folds = assign_folds(data, k, cfg.seed);
-    let run = |fold: usize| {
-        let (mut train, mut test) = (Vec::new(), Vec::new());
-        for (e, f) in data.iter().zip(&folds) {
-            if *f == fold {
-                test.push(e.clone())
-            } else {
-                train.push(e.clone())
-            }
-        }
-        evaluate(&train, &test, tokenizer, cfg)
+    let split = |fold: usize| -> (Vec<Example>, Vec<Example>) {
+        data.iter()
+            .zip(&folds)
+            .map(|(e, f)| (e.clone(), *f == fold))
+            .fold(
+                (Vec::new(), Vec::new()),
+                |(mut tr, mut te), (e, is_test)| {
+                    if is_test {
+                        te.push(e)
+                    } else {
+                        tr.push(e)
+                    }
+                    (tr, te)
+                },
+            )
     };
     let mut reports = Vec::with_capacity(k);
     for pair in (0..k).collect::<Vec<_>>().chunks(2) {
-        let results: Vec<Result<EvalReport>> = std::thread::scope(|s| {
-            let handles: Vec<_> = pair.iter().map(|&f| s.spawn(move || run(f))).collect();
+        let trained: Vec<Result<(IntentModel, TrainReport)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = pair
+                .iter()
+                .map(|&f| s.spawn(move || IntentModel::train(&split(f).0, tokenizer, cfg)))
+                .collect();
             handles
                 .into_iter()
                 .map(|h| {
@@ -180,8 +199,9 @@ pub fn cross_validate(
                 })
                 .collect()
         });
-        for r in results {
-            reports.push(r?);
+        for (&fold, model) in pair.iter().zip(trained) {
+            let (train, test) = split(fold);
+            reports.push(test_model(&model?, train.len(), &test, tokenizer));
         }
     }
     Ok(average(&reports))

@@ -174,8 +174,8 @@ mod tests {
     #[test]
     fn english_has_both_blocks() {
         let f = features("where is my order");
-        // 4 unigrams + 3 bigrams.
-        assert_eq!(f.iter().filter(|(_, b)| *b == WORD_BLOCK).count(), 7);
+        // 4 unigrams + 3 bigrams + 3 skip pairs (where–my, where–order, is–order).
+        assert_eq!(f.iter().filter(|(_, b)| *b == WORD_BLOCK).count(), 10);
         assert!(f.iter().any(|(_, b)| *b == CHAR_BLOCK));
     }
 

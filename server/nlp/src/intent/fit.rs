@@ -135,6 +135,7 @@ fn vocabulary(data: &Prepared, subset: &[usize], cfg: &TrainConfig) -> Result<In
             *df.entry(b).or_default() += 1;
         }
     }
+    df.retain(|_, d| *d >= cfg.min_df);
     let n = subset.len() as f32;
     let classes = data.labels.len();
     let mut model = IntentModel {
@@ -156,44 +157,91 @@ fn vocabulary(data: &Prepared, subset: &[usize], cfg: &TrainConfig) -> Result<In
 }
 
 /// Softmax regression by AdaGrad, one example at a time in a seeded order.
-/// The adaptive step is kept per feature row (shared by the classes) so an
-/// update is one multiply-add per weight; classes whose gradient is
-/// negligible are skipped, which makes late epochs cheap once the model is
-/// confident.
+/// With [`TrainConfig::average_from`] < 1, the final weights are the mean of
+/// the snapshots taken after each epoch from that share of training on
+/// (epoch averaging smooths the last noisy SGD steps).
 fn adagrad(model: &mut IntentModel, xs: &[SparseVector], ys: &[u32], cfg: &TrainConfig) {
-    let classes = model.labels.len();
-    let mut g2_row = vec![1e-6f32; model.buckets.len()];
-    let mut g2_bias = vec![1e-6f32; classes];
+    let mut state = AdaGrad::new(model, cfg);
     let mut order: Vec<usize> = (0..xs.len()).collect();
     let mut rng = SplitMix(cfg.seed);
-    let lr = cfg.learning_rate;
-    let mut active: Vec<(usize, f32)> = Vec::with_capacity(classes);
-    for _ in 0..cfg.epochs {
+    let first_avg = (cfg.epochs as f32 * cfg.average_from).floor() as usize;
+    let mut sum: Option<(Vec<f32>, Vec<f32>, f32)> = None;
+    for epoch in 0..cfg.epochs {
         rng.shuffle(&mut order);
         for &i in &order {
-            let mut p = model.scores(&xs[i]);
-            // Large-margin softmax: the true class must win by `margin`.
-            p[ys[i] as usize] -= cfg.margin;
-            softmax(&mut p, 1.0);
-            active.clear();
-            let mut g_sq = 0.0;
-            for (k, pk) in p.iter().enumerate() {
-                let g = pk - if k == ys[i] as usize { 1.0 } else { 0.0 };
-                if g.abs() >= cfg.min_gradient {
-                    active.push((k, g));
-                    g_sq += g * g;
-                    g2_bias[k] += g * g;
-                    model.bias[k] -= lr * g / g2_bias[k].sqrt();
-                }
+            state.step(model, &xs[i], ys[i] as usize);
+        }
+        if epoch >= first_avg && cfg.average_from < 1.0 {
+            let (w, b, n) = sum.get_or_insert_with(|| {
+                (
+                    vec![0.0; model.weights.len()],
+                    vec![0.0; model.bias.len()],
+                    0.0,
+                )
+            });
+            w.iter_mut().zip(&model.weights).for_each(|(s, x)| *s += x);
+            b.iter_mut().zip(&model.bias).for_each(|(s, x)| *s += x);
+            *n += 1.0;
+        }
+    }
+    if let Some((w, b, n)) = sum {
+        model.weights = w.into_iter().map(|x| x / n).collect();
+        model.bias = b.into_iter().map(|x| x / n).collect();
+    }
+}
+
+/// AdaGrad's running state. The adaptive step is kept per feature row
+/// (shared by the classes) so an update is one multiply-add per weight;
+/// classes whose gradient is negligible are skipped, which makes late epochs
+/// cheap once the model is confident.
+struct AdaGrad {
+    g2_row: Vec<f32>,
+    g2_bias: Vec<f32>,
+    active: Vec<(usize, f32)>,
+    lr: f32,
+    l2: f32,
+    margin: f32,
+    min_gradient: f32,
+}
+
+impl AdaGrad {
+    fn new(model: &IntentModel, cfg: &TrainConfig) -> Self {
+        AdaGrad {
+            g2_row: vec![1e-6; model.buckets.len()],
+            g2_bias: vec![1e-6; model.labels.len()],
+            active: Vec::with_capacity(model.labels.len()),
+            lr: cfg.learning_rate,
+            l2: cfg.l2,
+            margin: cfg.margin,
+            min_gradient: cfg.min_gradient,
+        }
+    }
+
+    /// One update on example `x` of class `y`.
+    fn step(&mut self, model: &mut IntentModel, x: &[(u32, f32)], y: usize) {
+        let classes = model.labels.len();
+        let mut p = model.scores(x);
+        // Large-margin softmax: the true class must win by `margin`.
+        p[y] -= self.margin;
+        softmax(&mut p, 1.0);
+        self.active.clear();
+        let mut g_sq = 0.0;
+        for (k, pk) in p.iter().enumerate() {
+            let g = pk - if k == y { 1.0 } else { 0.0 };
+            if g.abs() >= self.min_gradient {
+                self.active.push((k, g));
+                g_sq += g * g;
+                self.g2_bias[k] += g * g;
+                model.bias[k] -= self.lr * g / self.g2_bias[k].sqrt();
             }
-            for &(row, v) in &xs[i] {
-                let r = row as usize;
-                g2_row[r] += g_sq * v * v;
-                let step = lr * v / g2_row[r].sqrt();
-                let w = &mut model.weights[r * classes..(r + 1) * classes];
-                for &(k, g) in &active {
-                    w[k] -= step * (g + cfg.l2 * w[k]);
-                }
+        }
+        for &(row, v) in x {
+            let r = row as usize;
+            self.g2_row[r] += g_sq * v * v;
+            let step = self.lr * v / self.g2_row[r].sqrt();
+            let w = &mut model.weights[r * classes..(r + 1) * classes];
+            for &(k, g) in &self.active {
+                w[k] -= step * (g + self.l2 * w[k]);
             }
         }
     }
