@@ -400,3 +400,31 @@ async fn a_slow_reader_is_cut_off_and_others_keep_going() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_retry_into_a_closed_conversation_does_not_reopen_it() {
+    let s = TestServer::start().await;
+    let (_, ann) = s.agent_account("ann@shop.test", 5).await;
+    let (mut agent, _) = Client::agent(&s.ws_url(), Encoding::Json, &ann, vec![]).await;
+    let (mut v, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
+    let (conv, seq) = v.say("once", None, "bye").await;
+    agent.event(Ev::Assigned).await;
+    agent
+        .send(ClientMessage::Close(ConversationRef {
+            conversation_id: conv,
+        }))
+        .await;
+    v.event(Ev::Closed).await;
+    assert_eq!(v.say("once", None, "bye").await, (conv, seq));
+    let admin = s.admin_token().await;
+    let (_, body) = s
+        .http(
+            "GET",
+            &format!("/api/conversations/{conv}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(body["conversation"]["status"], "closed", "{body}");
+    s.stop().await;
+}

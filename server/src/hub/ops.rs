@@ -270,7 +270,12 @@ impl Hub {
             (Participant::Visitor(c), named) => match self.visitor_target(c, named)? {
                 Some(id) => {
                     let closed = !self.conversation(id)?.record.is_open();
-                    if closed {
+                    // A retry of something already stored must not reopen anything.
+                    let resent = self
+                        .store()
+                        .message_by_client_id(id, &m.client_id)?
+                        .is_some();
+                    if closed && !resent {
                         self.reopen(id, actor, &mut commit)?;
                     }
                     id
