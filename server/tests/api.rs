@@ -356,39 +356,25 @@ async fn bad_input_gets_typed_errors_or_close_codes_and_loses_nothing() {
 #[tokio::test]
 async fn close_then_rate_shows_on_the_conversation() {
     let s = TestServer::start().await;
-    let (_, ann) = s.agent_account("ann@shop.test", 5).await;
-    let (mut a, _) = Client::agent(&s.ws_url(), Encoding::Json, &ann, vec![]).await;
-    let (mut v, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
-    let (conv, _) = v.say("1", None, "thanks!").await;
-    v.send(ClientMessage::Rate(Rate {
-        conversation_id: conv,
-        score: 5,
-        comment: None,
-    }))
-    .await;
-    assert_eq!(v.error().await.code, ErrorCode::InvalidState);
-    a.event(switchboard_protocol::server::ConversationEventKind::Assigned)
+    let mut p = s.pair("thanks!").await;
+    let rate = |score, comment: Option<&str>| {
+        ClientMessage::Rate(Rate {
+            conversation_id: p.conv,
+            score,
+            comment: comment.map(str::to_string),
+        })
+    };
+    p.visitor.send(rate(5, None)).await;
+    assert_eq!(p.visitor.error().await.code, ErrorCode::InvalidState);
+    p.agent.close(p.conv).await;
+    p.visitor
+        .event(switchboard_protocol::server::ConversationEventKind::Closed)
         .await;
-    a.send(ClientMessage::Close(ConversationRef {
-        conversation_id: conv,
-    }))
-    .await;
-    v.event(switchboard_protocol::server::ConversationEventKind::Closed)
-        .await;
-    v.send(ClientMessage::Rate(Rate {
-        conversation_id: conv,
-        score: 9,
-        comment: None,
-    }))
-    .await;
-    assert_eq!(v.error().await.code, ErrorCode::BadRequest);
-    v.send(ClientMessage::Rate(Rate {
-        conversation_id: conv,
-        score: 4,
-        comment: Some("quick".into()),
-    }))
-    .await;
-    let rated = a
+    p.visitor.send(rate(9, None)).await;
+    assert_eq!(p.visitor.error().await.code, ErrorCode::BadRequest);
+    p.visitor.send(rate(4, Some("quick"))).await;
+    let rated = p
+        .agent
         .event(switchboard_protocol::server::ConversationEventKind::Rated)
         .await;
     assert_eq!(rated.conversation.rating.map(|r| r.score), Some(4));

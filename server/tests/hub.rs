@@ -183,28 +183,15 @@ async fn transfer_moves_the_conversation_and_its_messages() {
 #[tokio::test]
 async fn a_visitor_writing_to_a_closed_conversation_reopens_it_with_the_same_agent() {
     let s = TestServer::start().await;
-    let (ann_id, ann) = s.agent_account("ann@shop.test", 5).await;
-    let (mut agent, _) = Client::agent(&s.ws_url(), Encoding::Json, &ann, vec![]).await;
-    let (mut v, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
-    let (conv, _) = v.say("1", None, "hi").await;
-    agent.event(Ev::Assigned).await;
-    agent
-        .send(ClientMessage::Close(ConversationRef {
-            conversation_id: conv,
-        }))
-        .await;
-    assert_eq!(
-        v.event(Ev::Closed).await.conversation.status,
-        ConversationStatus::Closed
-    );
-    let (again, seq) = v.say("2", None, "one more thing").await;
-    assert_eq!((again, seq), (conv, 2));
-    let reopened = agent.event(Ev::Assigned).await;
-    assert_eq!(
-        (reopened.conversation.id, reopened.conversation.agent_id),
-        (conv, Some(AgentId(ann_id)))
-    );
-    agent.message("one more thing").await;
+    let mut p = s.pair("hi").await;
+    p.agent.close(p.conv).await;
+    let closed = p.visitor.event(Ev::Closed).await;
+    assert_eq!(closed.conversation.status, ConversationStatus::Closed);
+    let (again, seq) = p.visitor.say("2", None, "one more thing").await;
+    assert_eq!((again, seq), (p.conv, 2));
+    let reopened = p.agent.event(Ev::Assigned).await;
+    assert_eq!(reopened.conversation.agent_id, Some(AgentId(p.agent_id)));
+    p.agent.message("one more thing").await;
     s.stop().await;
 }
 
@@ -404,23 +391,15 @@ async fn a_slow_reader_is_cut_off_and_others_keep_going() {
 #[tokio::test]
 async fn a_retry_into_a_closed_conversation_does_not_reopen_it() {
     let s = TestServer::start().await;
-    let (_, ann) = s.agent_account("ann@shop.test", 5).await;
-    let (mut agent, _) = Client::agent(&s.ws_url(), Encoding::Json, &ann, vec![]).await;
-    let (mut v, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
-    let (conv, seq) = v.say("once", None, "bye").await;
-    agent.event(Ev::Assigned).await;
-    agent
-        .send(ClientMessage::Close(ConversationRef {
-            conversation_id: conv,
-        }))
-        .await;
-    v.event(Ev::Closed).await;
-    assert_eq!(v.say("once", None, "bye").await, (conv, seq));
+    let mut p = s.pair("bye").await;
+    p.agent.close(p.conv).await;
+    p.visitor.event(Ev::Closed).await;
+    assert_eq!(p.visitor.say("first", None, "bye").await, (p.conv, 1));
     let admin = s.admin_token().await;
     let (_, body) = s
         .http(
             "GET",
-            &format!("/api/conversations/{conv}"),
+            &format!("/api/conversations/{}", p.conv),
             Some(&admin),
             None,
         )

@@ -113,6 +113,35 @@ impl TestServer {
     }
 }
 
+/// An agent and a visitor whose first message started a conversation the agent was assigned.
+pub struct Pair {
+    pub agent: Client,
+    pub agent_id: u64,
+    pub visitor: Client,
+    pub visitor_token: String,
+    pub conv: ConversationId,
+}
+
+impl TestServer {
+    /// Agent `ann@shop.test` (capacity 5) online, a visitor who said `first`, assigned to Ann.
+    pub async fn pair(&self, first: &str) -> Pair {
+        let (agent_id, token) = self.agent_account("ann@shop.test", 5).await;
+        let (mut agent, _) = Client::agent(&self.ws_url(), Encoding::Json, &token, vec![]).await;
+        let (mut visitor, w) = Client::visitor(&self.ws_url(), Encoding::Json, None, vec![]).await;
+        let (conv, _) = visitor.say("first", None, first).await;
+        agent
+            .event(switchboard_protocol::server::ConversationEventKind::Assigned)
+            .await;
+        Pair {
+            agent,
+            agent_id,
+            visitor,
+            visitor_token: w.token,
+            conv,
+        }
+    }
+}
+
 /// One HTTP/1.1 request with `Connection: close`; returns status and JSON body (Null if none).
 pub async fn http(
     addr: SocketAddr,
@@ -325,6 +354,16 @@ impl Client {
             _ => None,
         })
         .await
+    }
+
+    /// Closes a conversation (as an agent or its visitor).
+    pub async fn close(&mut self, conv: ConversationId) {
+        self.send(ClientMessage::Close(
+            switchboard_protocol::client::ConversationRef {
+                conversation_id: conv,
+            },
+        ))
+        .await;
     }
 
     /// Waits for an error.
