@@ -1,0 +1,205 @@
+//! Opening a WebSocket to the target and framing protocol messages on it.
+//!
+//! [`Connector`] owns the dial: source address, subprotocol header, and a
+//! small client buffer configuration so that thousands of simulated
+//! participants in one process do not each hold 256 KiB of buffers.
+//! [`Frame`] is what a session makes of an incoming WebSocket message.
+
+use crate::source::SourceIps;
+use crate::target::Target;
+use futures::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use switchboard_protocol::{ClientMessage, Encoded, Encoding, ServerMessage};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+/// One client connection.
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Dials the target.
+#[derive(Debug)]
+pub struct Connector {
+    pub target: Target,
+    pub encoding: Encoding,
+    sources: SourceIps,
+}
+
+impl Connector {
+    pub fn new(target: Target, encoding: Encoding, sources: SourceIps) -> Connector {
+        Connector {
+            target,
+            encoding,
+            sources,
+        }
+    }
+
+    /// TCP connect (from the next source address) and WebSocket upgrade with
+    /// our subprotocol. Errors are named by [`ConnectError::kind`].
+    pub async fn connect(&self) -> Result<Ws, ConnectError> {
+        let tcp = self.dial().await.map_err(ConnectError::Tcp)?;
+        let _ = tcp.set_nodelay(true);
+        let mut request = self
+            .target
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(ConnectError::WebSocket)?;
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(self.encoding.subprotocol()),
+        );
+        let config = WebSocketConfig::default()
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(0)
+            .max_message_size(Some(1 << 20));
+        let (ws, _response) =
+            tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
+                .await
+                .map_err(ConnectError::WebSocket)?;
+        Ok(ws)
+    }
+
+    async fn dial(&self) -> std::io::Result<TcpStream> {
+        let to = self.target.addr;
+        let socket = match to {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        if let Some(ip) = self.sources.next() {
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        socket.connect(to).await
+    }
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug)]
+pub enum ConnectError {
+    Tcp(std::io::Error),
+    WebSocket(tungstenite::Error),
+}
+
+impl ConnectError {
+    /// A short, stable name for the error tally.
+    pub fn kind(&self) -> String {
+        match self {
+            ConnectError::Tcp(e) => format!("connect: {:?}", e.kind()),
+            ConnectError::WebSocket(tungstenite::Error::Http(resp)) => {
+                format!("upgrade: HTTP {}", resp.status().as_u16())
+            }
+            ConnectError::WebSocket(e) => format!("upgrade: {}", error_kind(e)),
+        }
+    }
+}
+
+/// A short name for a WebSocket error.
+pub fn error_kind(e: &tungstenite::Error) -> String {
+    use tungstenite::Error as E;
+    match e {
+        E::ConnectionClosed | E::AlreadyClosed => "closed".into(),
+        E::Io(io) => format!("io {:?}", io.kind()),
+        E::Protocol(p) => format!("protocol {p}"),
+        E::Capacity(c) => format!("capacity {c}"),
+        E::Http(r) => format!("HTTP {}", r.status().as_u16()),
+        other => other.to_string(),
+    }
+}
+
+/// What an incoming WebSocket message turned out to be.
+#[derive(Debug)]
+pub enum Frame {
+    Server(ServerMessage),
+    /// Ping/pong/raw: nothing for the session to do (tungstenite answers pings).
+    Control,
+    /// The server closed, with this code (`None`: no close frame, the stream ended).
+    Closed(Option<u16>),
+    /// The frame could not be decoded.
+    Undecodable(String),
+    /// The transport failed.
+    Failed(String),
+}
+
+/// Encodes a client message for `encoding`.
+pub fn to_message(encoding: Encoding, msg: &ClientMessage) -> Message {
+    match encoding.encode(msg) {
+        Encoded::Text(s) => Message::text(s),
+        Encoded::Binary(b) => Message::binary(b),
+    }
+}
+
+/// Decodes what `ws.next()` produced.
+pub fn to_frame(encoding: Encoding, next: Option<Result<Message, tungstenite::Error>>) -> Frame {
+    let decoded = match next {
+        None => return Frame::Closed(None),
+        Some(Err(e)) => return Frame::Failed(error_kind(&e)),
+        Some(Ok(Message::Text(t))) => encoding.decode_text::<ServerMessage>(t.as_str()),
+        Some(Ok(Message::Binary(b))) => encoding.decode_binary::<ServerMessage>(&b),
+        Some(Ok(Message::Close(c))) => {
+            return Frame::Closed(Some(c.map_or(1005, |c| u16::from(c.code))))
+        }
+        Some(Ok(_)) => return Frame::Control,
+    };
+    match decoded {
+        Ok(m) => Frame::Server(m),
+        Err(e) => Frame::Undecodable(e.to_string()),
+    }
+}
+
+/// Sends one message (and flushes it).
+pub async fn send(ws: &mut Ws, encoding: Encoding, msg: &ClientMessage) -> Result<(), String> {
+    ws.send(to_message(encoding, msg))
+        .await
+        .map_err(|e| error_kind(&e))
+}
+
+/// Reads the next frame.
+pub async fn recv(ws: &mut Ws, encoding: Encoding) -> Frame {
+    to_frame(encoding, ws.next().await)
+}
+
+/// Closes politely; errors do not matter any more.
+pub async fn close(ws: &mut Ws) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), ws.close(None)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_protocol::server::QueuePosition;
+    use switchboard_protocol::ConversationId;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+    #[test]
+    fn frames_decode_in_both_encodings() {
+        let msg = ServerMessage::QueuePosition(QueuePosition {
+            conversation_id: ConversationId(3),
+            position: 1,
+        });
+        for enc in [Encoding::Json, Encoding::Bincode] {
+            let ws_msg = match enc.encode(&msg) {
+                Encoded::Text(s) => Message::text(s),
+                Encoded::Binary(b) => Message::binary(b),
+            };
+            assert!(matches!(to_frame(enc, Some(Ok(ws_msg))), Frame::Server(m) if m == msg));
+        }
+        let wrong = to_frame(Encoding::Bincode, Some(Ok(Message::text("{}"))));
+        assert!(matches!(wrong, Frame::Undecodable(_)));
+        let close = Message::Close(Some(CloseFrame {
+            code: CloseCode::from(4000),
+            reason: "slow".into(),
+        }));
+        assert!(matches!(
+            to_frame(Encoding::Json, Some(Ok(close))),
+            Frame::Closed(Some(4000))
+        ));
+        assert!(matches!(
+            to_frame(Encoding::Json, None),
+            Frame::Closed(None)
+        ));
+    }
+}
