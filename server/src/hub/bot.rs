@@ -122,7 +122,11 @@ impl Hub {
     /// Fills an empty email or phone on the profile from what the visitor wrote.
     fn fill_profile(&self, customer: CustomerId, a: &Analysis) -> Result<()> {
         // Most messages carry neither: skip the profile read for them.
-        if !a.entities.iter().any(|e| e.kind == "email" || e.kind == "phone") {
+        if !a
+            .entities
+            .iter()
+            .any(|e| e.kind == "email" || e.kind == "phone")
+        {
             return Ok(());
         }
         let Some(mut c) = self.store().customer(customer)? else {
