@@ -10,11 +10,10 @@
 use crate::ledger::Delivery;
 use crate::session::{Ctx, End};
 use crate::stats::{self, Metric, Recorder};
-use crate::visitor::Pace;
+use crate::visitor::{tick, Pace};
 use crate::wire::{error_kind, Ws};
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;
-use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A connected echo client.
@@ -61,11 +60,7 @@ impl EchoClient {
     }
 
     async fn serve(&mut self) -> Result<(), End> {
-        let mut timer = self.pace.period().map(|p| {
-            let mut t = tokio::time::interval_at(Instant::now() + self.offset, p);
-            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            t
-        });
+        let mut timer = self.pace.timer(self.offset);
         if self.pace == Pace::ClosedLoop {
             self.send_next().await?;
         }
@@ -137,16 +132,6 @@ pub fn parse_echo(frame: &str) -> Option<(u64, u64)> {
     let head = frame.split(' ').next()?;
     let (n, t) = head.split_once('.')?;
     Some((n.parse().ok()?, t.parse().ok()?))
-}
-
-/// Waits for the next tick, or forever without a timer.
-async fn tick(timer: &mut Option<tokio::time::Interval>) {
-    match timer {
-        Some(t) => {
-            t.tick().await;
-        }
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub enum Pace {
 
 impl Pace {
     /// The timer that drives sending, first firing after `offset` (spreads visitors out).
-    fn timer(self, offset: Duration) -> Option<Interval> {
+    pub(crate) fn timer(self, offset: Duration) -> Option<Interval> {
         let period = match self {
             Pace::Idle | Pace::ClosedLoop => return None,
             Pace::Every(p) | Pace::Burst { every: p, .. } => p,
@@ -244,8 +244,8 @@ impl Visitor {
     }
 }
 
-/// Waits for the next tick, or forever without a timer.
-async fn tick(timer: &mut Option<Interval>) {
+/// Waits for the next tick, or forever without a timer (closed loop).
+pub(crate) async fn tick(timer: &mut Option<Interval>) {
     match timer {
         Some(t) => {
             t.tick().await;
