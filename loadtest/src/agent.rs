@@ -109,10 +109,7 @@ impl Agent {
 
     /// Answers until the run shuts down or the connection ends.
     pub async fn run(mut self) {
-        let end = match self.serve().await {
-            Ok(()) => End::Shutdown,
-            Err(end) => end,
-        };
+        let end = End::of(self.serve().await);
         let ctx = self.ctx.clone();
         ctx.finish("agent", self.ws, end).await;
     }

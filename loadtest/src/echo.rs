@@ -51,10 +51,7 @@ impl EchoClient {
 
     /// Echoes until the run shuts down or the connection ends.
     pub async fn run(mut self) {
-        let end = match self.serve().await {
-            Ok(()) => End::Shutdown,
-            Err(end) => end,
-        };
+        let end = End::of(self.serve().await);
         let ctx = self.ctx.clone();
         ctx.finish("echo", self.ws, end).await;
     }

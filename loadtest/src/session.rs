@@ -157,6 +157,13 @@ pub enum End {
     Failed(String),
 }
 
+impl End {
+    /// How a session loop's result ends the session: `Ok` means the run is over.
+    pub fn of(served: Result<(), End>) -> End {
+        served.err().unwrap_or(End::Shutdown)
+    }
+}
+
 /// A client id that carries who sent it and when: `{who}.{n}.{sent_at_us}`.
 pub fn stamp(who: &str, n: u64) -> String {
     format!("{who}.{n}.{}", stats::now_us())

@@ -102,10 +102,7 @@ impl Visitor {
 
     /// Chats until the run shuts down or the connection ends.
     pub async fn run(mut self) {
-        let end = match self.serve().await {
-            Ok(()) => End::Shutdown,
-            Err(end) => end,
-        };
+        let end = End::of(self.serve().await);
         let ctx = self.ctx.clone();
         ctx.finish("visitor", self.ws, end).await;
     }
