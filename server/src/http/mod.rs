@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
+pub use ws::websocket_config;
 
 /// What every handler can reach.
 #[derive(Clone)]

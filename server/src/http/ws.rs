@@ -46,6 +46,18 @@ pub(super) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     host.is_some() && origin_host == host.as_deref()
 }
 
+/// The WebSocket settings every connection gets: read buffer, write buffer
+/// and its cap, and the frame and message limits. One function, so the
+/// Autobahn conformance echo runs with exactly the server's settings.
+pub fn websocket_config(c: &crate::config::Config) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(c.read_buffer_bytes)
+        .write_buffer_size(c.write_buffer_bytes)
+        .max_write_buffer_size(c.max_write_buffer_bytes.max(c.write_buffer_bytes + 1))
+        .max_message_size(Some(c.max_message_bytes))
+        .max_frame_size(Some(c.max_message_bytes))
+}
+
 pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Response {
     let headers = req.headers();
     let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
@@ -74,12 +86,7 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
     let on_upgrade = hyper::upgrade::on(&mut req);
 
     let c = &app.config;
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(c.read_buffer_bytes)
-        .write_buffer_size(c.write_buffer_bytes)
-        .max_write_buffer_size(c.max_write_buffer_bytes.max(c.write_buffer_bytes + 1))
-        .max_message_size(Some(c.max_message_bytes))
-        .max_frame_size(Some(c.max_message_bytes));
+    let ws_config = websocket_config(c);
     let timers = SessionTimers {
         hello: c.hello_timeout(),
         ping: c.ping_interval(),
