@@ -2,6 +2,10 @@
 //! data folder, learn its port from the `listening on http://…` line it
 //! prints, and stop it (SIGTERM, then kill) when the run ends. The server's
 //! output goes to `server.log` in the temporary folder, printed on failure.
+//!
+//! The server inherits the harness's environment, then gets [`BENCH_ENV`]
+//! (settings a load test needs whatever the deployment default) and last the
+//! `--server-env NAME=VALUE` pairs, which win.
 
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
@@ -11,10 +15,22 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// The server's abuse limits, lifted for a spawned server (0: no limit).
+const UNLIMITED: [&str; 4] = [
+    "SWITCHBOARD_MESSAGES_PER_SEC",
+    "SWITCHBOARD_IP_MESSAGES_PER_SEC",
+    "SWITCHBOARD_IP_NEW_CONVERSATIONS_PER_MIN",
+    "SWITCHBOARD_MAX_CONNECTIONS_PER_IP",
+];
+
 /// How long a fresh server may take to print its address.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a server may take to stop after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Settings every spawned server gets, before `--server-env`: a load test
+/// from one address must not be throttled as abuse. (Empty while the server
+/// has no rate limits; their switches go here.)
+pub const BENCH_ENV: &[(&str, &str)] = &[];
 
 /// A running `switchboard` child process; killed if dropped.
 #[derive(Debug)]
@@ -31,6 +47,7 @@ impl SpawnedServer {
     pub async fn start(
         binary: Option<&Path>,
         admin_password: &str,
+        env: &[(String, String)],
     ) -> anyhow::Result<SpawnedServer> {
         let binary = locate_binary(binary)?;
         let dir = tempfile::Builder::new()
@@ -42,6 +59,10 @@ impl SpawnedServer {
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(dir.path().join("data"))
             .env("SWITCHBOARD_ADMIN_PASSWORD", admin_password)
+            .envs(BENCH_ENV.iter().copied())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            // A load test is one address sending as fast as it can: lift the abuse limits.
+            .envs(UNLIMITED.map(|k| (k, "0")))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log.try_clone()?))
@@ -126,6 +147,16 @@ async fn wait_for_address(
     bail!("the server closed its output without printing `listening on http://…`")
 }
 
+/// `NAME=VALUE` for `--server-env`.
+pub fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("{s:?}: expected NAME=VALUE")),
+    }
+}
+
 /// The address in a `… listening on http://127.0.0.1:PORT …` line.
 pub fn parse_listening(line: &str) -> Option<SocketAddr> {
     let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
@@ -188,5 +219,16 @@ mod tests {
             Some("[::1]:9".parse().unwrap())
         );
         assert_eq!(parse_listening("starting up"), None);
+    }
+
+    #[test]
+    fn env_pairs() {
+        assert_eq!(
+            parse_env_pair("SWITCHBOARD_OUTBOUND_QUEUE=64"),
+            Ok(("SWITCHBOARD_OUTBOUND_QUEUE".into(), "64".into()))
+        );
+        assert_eq!(parse_env_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env_pair("novalue").is_err());
+        assert!(parse_env_pair("=x").is_err());
     }
 }

@@ -52,7 +52,7 @@ pub struct ResumePoint {
 
 /// A visitor says hello. Without a token the server makes a new visitor and
 /// returns its token in [`crate::server::VisitorWelcome`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VisitorHello {
     #[serde(default)]
     pub token: Option<String>,

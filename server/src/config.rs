@@ -3,6 +3,7 @@
 //! (the setting's name upper-cased, e.g. `SWITCHBOARD_LISTEN`), and a flag
 //! (`--listen`, or `--set name=value` for any setting).
 
+use crate::limits::{LimitSettings, Rate};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,8 +38,28 @@ pub struct Config {
     pub ping_interval_secs: u64,
     /// A connection silent this long (no frame, no pong) is closed.
     pub idle_timeout_secs: u64,
+    /// Time a new connection has to send its HTTP request headers (the
+    /// WebSocket handshake included); idle keep-alive connections get the same.
+    pub header_timeout_ms: u64,
     /// Largest WebSocket message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// Longest chat message text, in characters.
+    pub max_text_chars: usize,
+    /// Most connections in all; 0: the open-files limit, less a reserve for the store.
+    pub max_connections: usize,
+    /// Most connections from one address (0: no limit). Behind a reverse proxy every
+    /// client has the proxy's address: raise it or set 0 there.
+    pub max_connections_per_ip: usize,
+    /// Frames one connection may send per second, sustained (0: no limit).
+    pub messages_per_sec: f64,
+    /// Frames one connection may send at once before the rate applies.
+    pub messages_burst: f64,
+    /// Frames all visitor connections of one address may send per second together (0: no limit).
+    pub ip_messages_per_sec: f64,
+    pub ip_messages_burst: f64,
+    /// New conversations (new anonymous visitors) one address may start per minute (0: no limit).
+    pub ip_new_conversations_per_min: f64,
+    pub ip_new_conversations_burst: f64,
     /// Per-connection read buffer (tungstenite's default is 128 KiB, allocated up front).
     pub read_buffer_bytes: usize,
     /// Bytes buffered before a write goes to the socket.
@@ -79,7 +100,17 @@ impl Default for Config {
             hello_timeout_ms: 10_000,
             ping_interval_secs: 20,
             idle_timeout_secs: 60,
+            header_timeout_ms: 10_000,
             max_message_bytes: switchboard_protocol::limits::MAX_FRAME_BYTES,
+            max_text_chars: switchboard_protocol::limits::MAX_TEXT_CHARS,
+            max_connections: 0,
+            max_connections_per_ip: 256,
+            messages_per_sec: 20.0,
+            messages_burst: 60.0,
+            ip_messages_per_sec: 100.0,
+            ip_messages_burst: 300.0,
+            ip_new_conversations_per_min: 30.0,
+            ip_new_conversations_burst: 30.0,
             read_buffer_bytes: 4096,
             write_buffer_bytes: 0,
             max_write_buffer_bytes: 1024 * 1024,
@@ -91,6 +122,17 @@ impl Default for Config {
             socket_send_buffer_bytes: None,
             log: "info".into(),
         }
+    }
+}
+
+/// Open files kept back from connections: the store's files, logs, the listener.
+const OPEN_FILES_RESERVE: u64 = 256;
+
+fn rate_per_sec(per_sec: f64, burst: f64) -> Rate {
+    if per_sec > 0.0 {
+        Rate::per_sec(per_sec, burst)
+    } else {
+        Rate::UNLIMITED
     }
 }
 
@@ -188,6 +230,32 @@ impl Config {
 
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_interval_secs.max(1))
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms.max(1))
+    }
+
+    /// The limits in force; `open_files` is the process's open-files limit.
+    pub fn limit_settings(&self, open_files: Option<u64>) -> LimitSettings {
+        let max_connections = match self.max_connections {
+            0 => open_files.map_or(0, |n| n.saturating_sub(OPEN_FILES_RESERVE) as usize),
+            n => n,
+        };
+        LimitSettings {
+            max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            connection_messages: rate_per_sec(self.messages_per_sec, self.messages_burst),
+            ip_messages: rate_per_sec(self.ip_messages_per_sec, self.ip_messages_burst),
+            ip_new_conversations: if self.ip_new_conversations_per_min > 0.0 {
+                Rate::per_min(
+                    self.ip_new_conversations_per_min,
+                    self.ip_new_conversations_burst,
+                )
+            } else {
+                Rate::UNLIMITED
+            },
+        }
     }
 
     pub fn idle_timeout(&self) -> Duration {

@@ -9,8 +9,10 @@
 //! tracker) → stop the committer after its last batch, which flushes the store.
 
 use crate::config::Config;
+use crate::http::conn::ConnSettings;
 use crate::http::{self, AppState};
 use crate::hub::{Hub, HubConfig, LocalBroker};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::nlp::Nlp;
 use crate::store::{AgentRecord, Store};
@@ -116,6 +118,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         agent_token_ttl: Duration::from_secs(config.agent_token_ttl_secs),
         commit_queue: config.commit_queue.max(1),
         bot: config.bot,
+        max_text_chars: config.max_text_chars,
     };
     let nlp = if config.nlp {
         Some(Arc::new(load_nlp(&config, &store).await?))
@@ -133,9 +136,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let open_files = crate::limits::raise_open_files_limit();
+    let limits = Limits::new(config.limit_settings(open_files));
+    let conn_settings = ConnSettings {
+        header_timeout: config.header_timeout(),
+        send_buffer: config.socket_send_buffer_bytes,
+    };
     let shutdown = CancellationToken::new();
     let sessions = TaskTracker::new();
-    let config_send_buffer = config.socket_send_buffer_bytes;
     let state = AppState {
         hub: hub.clone(),
         origins: Arc::new(allowed_origins(&config)),
@@ -144,20 +152,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         sessions: sessions.clone(),
     };
     let app = http::router(state);
-    let send_buffer = config_send_buffer;
-    // Chat frames are small: send them at once (no Nagle), and bound kernel buffers if asked.
-    let listener =
-        axum::serve::ListenerExt::tap_io(listener, move |tcp: &mut tokio::net::TcpStream| {
-            let _ = tcp.set_nodelay(true);
-            if let Some(n) = send_buffer {
-                let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(n);
-            }
-        });
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await?;
+        http::conn::serve(listener, app, limits, conn_settings, stop).await;
         sessions.close();
         sessions.wait().await;
         hub.shutdown().await;

@@ -10,6 +10,7 @@
 
 use crate::hub::broker::{KillSwitch, Outbound, Participant, SessionHandle};
 use crate::hub::{Actor, Hub, HubError};
+use crate::limits::{Admission, Bucket, Rate, Verdict};
 use crate::metrics::RoleLabel;
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use switchboard_protocol::client::{ResumePoint, SendMessage};
 use switchboard_protocol::limits::MAX_RESUME_POINTS;
 use switchboard_protocol::server::ErrorMessage;
 use switchboard_protocol::{
-    close, ClientMessage, ConversationId, Encoded, Encoding, ServerMessage,
+    close, ClientMessage, ConversationId, Encoded, Encoding, ErrorCode, ServerMessage,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -41,6 +42,47 @@ pub struct SessionTimers {
     pub idle: Duration,
 }
 
+/// A session's share of the abuse limits: its connection's admission (whose
+/// address buckets it shares with the address's other connections) and its
+/// own message bucket.
+pub struct SessionLimits {
+    admission: Option<Arc<Admission>>,
+    rate: Rate,
+    bucket: Bucket,
+}
+
+impl SessionLimits {
+    /// No admission: no limits (a connection served outside the accept loop).
+    pub fn new(admission: Option<Arc<Admission>>) -> SessionLimits {
+        let rate = admission
+            .as_ref()
+            .map_or(Rate::UNLIMITED, |a| a.settings().connection_messages);
+        SessionLimits {
+            admission,
+            rate,
+            bucket: Bucket::full(rate),
+        }
+    }
+
+    /// Charges one client frame: the connection's bucket, and for visitors the address's too.
+    fn frame(&mut self, visitor: bool) -> Verdict {
+        let own = self.bucket.take(self.rate);
+        if own != Verdict::Allow || !visitor {
+            return own;
+        }
+        self.admission
+            .as_ref()
+            .map_or(Verdict::Allow, |a| a.address_message())
+    }
+
+    /// Charges the start of a new conversation (a new visitor) to the address.
+    fn new_conversation(&self) -> Verdict {
+        self.admission
+            .as_ref()
+            .map_or(Verdict::Allow, |a| a.new_conversation())
+    }
+}
+
 /// How a session ended.
 #[derive(Debug)]
 enum Exit {
@@ -60,6 +102,7 @@ pub struct Session<S> {
     shutdown: CancellationToken,
     timers: SessionTimers,
     user_agent: Option<String>,
+    limits: SessionLimits,
     /// Highest sequence delivered per conversation: replays and live events never repeat one.
     delivered: HashMap<ConversationId, u64>,
 }
@@ -73,6 +116,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         shutdown: CancellationToken,
         timers: SessionTimers,
         user_agent: Option<String>,
+        limits: SessionLimits,
     ) -> Session<S> {
         let (handle, outbound, kill) = hub.new_session(queue);
         Session {
@@ -85,6 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             shutdown,
             timers,
             user_agent,
+            limits,
             delivered: HashMap::new(),
         }
     }
@@ -130,6 +175,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         let (actor, resume) = match first {
             ClientMessage::VisitorHello(h) => {
+                if h.token.is_none() && self.limits.new_conversation() != Verdict::Allow {
+                    return Err(Exit::Close(
+                        close::RATE_LIMITED,
+                        "too many new conversations from your address: retry later",
+                    ));
+                }
                 let (actor, welcome) = self
                     .hub
                     .visitor_hello(&h, self.user_agent.as_deref())
@@ -246,9 +297,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             // Pings are answered by tungstenite; pongs only prove liveness.
             WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => return Ok(()),
         };
-        match decoded {
-            Ok(msg) => self.dispatch(actor, msg).await,
-            Err(e) => {
+        let verdict = self.limits.frame(actor.agent_id().is_none());
+        match (decoded, verdict) {
+            (_, Verdict::Abusive) => Err(Exit::Close(
+                close::RATE_LIMITED,
+                "rate limit exceeded after being told to slow down",
+            )),
+            (decoded, Verdict::Limited(wait)) => {
+                let (client_id, conv) = match &decoded {
+                    Ok(ClientMessage::Send(m)) => (Some(m.client_id.clone()), m.conversation_id),
+                    Ok(msg) => (None, conversation_of(msg)),
+                    Err(_) => (None, None),
+                };
+                let err = ErrorMessage {
+                    code: ErrorCode::RateLimited,
+                    message: format!("too many messages: retry in {} ms", wait.as_millis().max(1)),
+                    client_id,
+                    conversation_id: conv,
+                };
+                self.write(&ServerMessage::Error(err)).await
+            }
+            (Ok(msg), Verdict::Allow) => self.dispatch(actor, msg).await,
+            (Err(e), Verdict::Allow) => {
                 let err = ErrorMessage {
                     code: e.code(),
                     message: e.to_string(),

@@ -22,6 +22,16 @@ fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir)
         .args(["--set", "nlp=false"])
+        // Visitors here send as fast as acks come back, all from one address.
+        .envs(
+            [
+                "MESSAGES_PER_SEC",
+                "IP_MESSAGES_PER_SEC",
+                "IP_NEW_CONVERSATIONS_PER_MIN",
+                "MAX_CONNECTIONS_PER_IP",
+            ]
+            .map(|k| (format!("SWITCHBOARD_{k}"), "0")),
+        )
         .env("SWITCHBOARD_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

@@ -4,6 +4,7 @@
 
 mod api;
 mod assets;
+pub mod conn;
 mod error;
 mod nlp;
 mod ws;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/nlp/analyze", post(nlp::analyze))
         .merge(assets::routes())
         .fallback(|| async { ApiError::not_found("no such page") })
+        .layer(axum::middleware::from_fn(refuse_over_limit))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -77,4 +79,31 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("strict-origin-when-cross-origin"),
         ))
         .with_state(state)
+}
+
+/// A connection over a connection limit gets one clear answer: 503 here, or
+/// for a WebSocket upgrade, close code 4002 (see `ws::upgrade`).
+async fn refuse_over_limit(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(conn::ConnInfo {
+        admission: Err(refusal),
+        ..
+    }) = req.extensions().get::<conn::ConnInfo>()
+    {
+        if req.uri().path() != "/ws" {
+            // One answer, then the socket goes.
+            let mut res = ApiError::new(
+                switchboard_protocol::ErrorCode::Overloaded,
+                refusal.to_string(),
+            )
+            .into_response();
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return res;
+        }
+    }
+    next.run(req).await
 }

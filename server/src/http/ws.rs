@@ -4,14 +4,20 @@
 //! It does the handshake with tokio-tungstenite directly so the socket's
 //! buffers and limits are exactly the ones configured.
 
+use super::conn::ConnInfo;
 use super::{ApiError, AppState};
-use crate::session::{Session, SessionTimers};
+use crate::limits::Refusal;
+use crate::session::{Session, SessionLimits, SessionTimers};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use hyper_util::rt::TokioIo;
-use switchboard_protocol::{Encoding, ErrorCode};
+use switchboard_protocol::{close, Encoding, ErrorCode};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
@@ -83,6 +89,12 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // Served outside `conn::serve` (no ConnInfo), a connection has no limits.
+    let admission = req
+        .extensions()
+        .get::<ConnInfo>()
+        .map(|i| i.admission.clone())
+        .transpose();
     let on_upgrade = hyper::upgrade::on(&mut req);
 
     let c = &app.config;
@@ -105,6 +117,12 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
                 .await;
+        let admission = match admission {
+            Ok(a) => a,
+            // Over a connection limit: a browser sees only close codes, so say it with one.
+            Err(refusal) => return refuse(ws, refusal).await,
+        };
+        let limits = SessionLimits::new(admission);
         Session::new(
             hub,
             ws,
@@ -113,6 +131,7 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
             shutdown,
             timers,
             user_agent,
+            limits,
         )
         .run()
         .await;
@@ -133,6 +152,21 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
     }
     res
 }
+
+/// Closes a connection that is over a connection limit with 4002 and the reason.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocketStream<S>, refusal: Refusal) {
+    let frame = CloseFrame {
+        code: CloseCode::from(close::TOO_MANY_CONNECTIONS),
+        reason: refusal.to_string().into(),
+    };
+    if ws.close(Some(frame)).await.is_ok() {
+        let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+        let _ = tokio::time::timeout(REFUSED_LINGER, drain).await;
+    }
+}
+
+/// How long a refused connection may take to answer our close.
+const REFUSED_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

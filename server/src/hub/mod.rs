@@ -148,6 +148,8 @@ pub struct HubConfig {
     pub commit_queue: usize,
     /// New conversations start with the bot (needs NLP).
     pub bot: bool,
+    /// Longest chat message text, in characters.
+    pub max_text_chars: usize,
 }
 
 /// A conversation in memory: its record, newest sequence, and how far it is durable.

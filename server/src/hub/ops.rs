@@ -9,7 +9,7 @@ use crate::store::{Customer, StoredConversation};
 use switchboard_protocol::client::{History, Identify, Rate, SendMessage, VisitorHello};
 use switchboard_protocol::limits::{
     DEFAULT_HISTORY_PAGE, MAX_ATTRIBUTES, MAX_CLIENT_ID_BYTES, MAX_COMMENT_CHARS, MAX_FIELD_BYTES,
-    MAX_HISTORY_PAGE, MAX_TEXT_CHARS,
+    MAX_HISTORY_PAGE,
 };
 use switchboard_protocol::model::{
     AgentStatus, Analysis, Author, AuthorKind, ConversationStatus, Message, Rating,
@@ -25,13 +25,13 @@ const WELCOME_CONVERSATIONS: usize = 20;
 /// Highest capacity an agent may set.
 pub(super) const MAX_CAPACITY: u32 = 10_000;
 
-fn check_text(text: &str) -> Result<()> {
+fn check_text(text: &str, max_chars: usize) -> Result<()> {
     if text.trim().is_empty() {
         return Err(HubError::BadRequest("text is empty".into()));
     }
-    if text.chars().count() > MAX_TEXT_CHARS {
+    if text.chars().count() > max_chars {
         return Err(HubError::TooLarge(format!(
-            "text is longer than {MAX_TEXT_CHARS} characters"
+            "text is longer than {max_chars} characters"
         )));
     }
     Ok(())
@@ -262,7 +262,7 @@ impl Hub {
         m: SendMessage,
         analysis: Option<Analysis>,
     ) -> Result<(Message, bool)> {
-        check_text(&m.text)?;
+        check_text(&m.text, self.config().max_text_chars)?;
         check_client_id(&m.client_id)?;
         let permit = self.reserve().await?;
         let mut commit = Commit::default();

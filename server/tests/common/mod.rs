@@ -36,6 +36,11 @@ pub fn config(dir: &Path) -> Config {
         admin_password: Some(ADMIN_PASSWORD.into()),
         // Routing tests want conversations to reach agents at once; tests/bot.rs turns it on.
         bot: false,
+        // Tests talk fast from one address; tests/limits.rs sets the limits it tests.
+        max_connections_per_ip: 0,
+        messages_per_sec: 0.0,
+        ip_messages_per_sec: 0.0,
+        ip_new_conversations_per_min: 0.0,
         ..Config::default()
     }
 }
