@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns a folder of `loadtest --json` reports (written by bench/run.sh) into
-docs/benchmarks.md (medians, ranges, ratios, commands, versions, machine) and
-an SVG latency plot. Standard library only.
+docs/benchmarks.md (medians, ranges, ratios, the slow-reader comparison,
+commands, versions, machine) and an SVG latency plot. Standard library only.
 
     summarize.py RESULTS_DIR OUT_MD OUT_SVG
 """
@@ -22,6 +22,17 @@ METRICS = [
     ("load", "visitor → agent p99 at equal offered load", ("latency_ms", "visitor_to_agent", "p99"), "ms", "lower"),
     ("load", "send → ack p99 at equal offered load (echo: round trip)", ("latency_ms", "send_to_ack", "p99"), "ms", "lower"),
     ("load", "deliveries per server CPU-second at equal load", ("server", "deliveries_per_cpu_second"), "msg/CPU-s", "higher"),
+]
+
+# Switchboard at the load point without (slowbase) and with (slow) visitors that stop reading.
+SLOW_METRICS = [
+    ("visitor → agent p50", ("latency_ms", "visitor_to_agent", "p50"), "ms"),
+    ("visitor → agent p99", ("latency_ms", "visitor_to_agent", "p99"), "ms"),
+    ("agent → visitor p50", ("latency_ms", "agent_to_visitor", "p50"), "ms"),
+    ("agent → visitor p99", ("latency_ms", "agent_to_visitor", "p99"), "ms"),
+    ("send → ack p99", ("latency_ms", "send_to_ack", "p99"), "ms"),
+    ("delivered messages/s", ("throughput", "delivered_per_s"), "msg/s"),
+    ("deliveries per server CPU-second", ("server", "deliveries_per_cpu_second"), "msg/CPU-s"),
 ]
 
 
@@ -72,6 +83,44 @@ def cell(vals):
     return f"{fmt(med)} ({fmt(min(vals))}–{fmt(max(vals))})"
 
 
+def ratio(a, b):
+    if a and b and statistics.median(b):
+        return f"{statistics.median(a) / statistics.median(b):.2f}"
+    return "–"
+
+
+def slow_section(runs):
+    base, slow = runs.get(("switchboard", "slowbase"), []), runs.get(("switchboard", "slow"), [])
+    if not base or not slow:
+        return []
+    n = dig(slow[0], ("config", "slow_readers"))
+    # What the slow-reader points gave the server beyond what every run gets.
+    common = set(dig((runs.get(("switchboard", "load")) or [{}])[0], ("config", "server_env")) or [])
+    env = " ".join(e for e in dig(slow[0], ("config", "server_env")) or [] if e not in common) or "none"
+    lines = ["", "## Slow readers (Switchboard)", "",
+             f"The `load` workload twice, with the server's kernel send buffer capped ({env}) in both: "
+             f"without, then with {n} extra visitors that write a few messages, stop reading their socket "
+             "(connection held open) and get flooded by the agents. Latencies are the normal visitors' only.", "",
+             f"| metric | without | with {n} slow readers | with ÷ without |", "|---|---|---|---|"]
+    for label, path, unit in SLOW_METRICS:
+        a, b = values(runs, "switchboard", "slowbase", path, unit), values(runs, "switchboard", "slow", path, unit)
+        lines.append(f"| {label} ({unit}) | {cell(a)} | {cell(b)} | {ratio(b, a)} |")
+    outcomes, cut, served = {}, [], []
+    for r in slow:
+        sr = r.get("slow_readers") or {}
+        for k, v in (sr.get("outcomes") or {}).items():
+            outcomes[k] = outcomes.get(k, 0) + v
+        cut.append((sr.get("outcomes") or {}).get("closed 4000", 0))
+        served.append(sr.get("bytes_on_wake", 0) / 1024 / max(sr.get("stopped_reading", 0), 1))
+    normal_4000 = sum((r.get("close_codes") or {}).get("4000", 0) for r in slow)
+    lines += ["", f"How the slow readers ended, over {len(slow)} run{'s' if len(slow) > 1 else ''}: "
+              + ", ".join(f"{k} ×{v}" for k, v in sorted(outcomes.items()))
+              + f"; per run, {cell(cut)} of {n} cut off with 4000; "
+              f"{cell(served)} KiB per reader still on its way when it woke at the end. "
+              f"Normal sessions closed with 4000: {normal_4000}."]
+    return lines
+
+
 def markdown(runs, meta, present):
     lines = ["# Benchmarks", "",
              "Written by `bench/run.sh` (do not edit by hand). Each cell is the median of the runs, "
@@ -87,14 +136,9 @@ def markdown(runs, meta, present):
     lines += ["| metric | better | " + " | ".join(LABELS[p] for p in peers) + " |", "|---|---" + "|---" * len(peers) + "|"]
     for point, label, path, unit, better in METRICS:
         sb = values(runs, "switchboard", point, path, unit)
-        row = []
-        for p in peers:
-            pv = values(runs, p, point, path, unit)
-            if sb and pv and statistics.median(pv):
-                row.append(f"{statistics.median(sb) / statistics.median(pv):.2f}")
-            else:
-                row.append("–")
+        row = [ratio(sb, values(runs, p, point, path, unit)) for p in peers]
         lines.append(f"| {label} | {better} | " + " | ".join(row) + " |")
+    lines += slow_section(runs)
     failed = [(s, p, i) for (s, p), rs in runs.items() for i, r in enumerate(rs) if not r.get("passed")]
     lines += ["", "## Exactly-once", ""]
     if failed:
@@ -106,12 +150,16 @@ def markdown(runs, meta, present):
 
 
 def svg(runs, present):
-    w, h, left, bottom, top = 720, 380, 70, 60, 40
+    groups = [(s, "load", LABELS[s]) for s in present]
+    if runs.get(("switchboard", "slow")):
+        n = dig(runs[("switchboard", "slow")][0], ("config", "slow_readers"))
+        groups += [("switchboard", "slowbase", "SB, small sndbuf"), ("switchboard", "slow", f"SB + {n} slow readers")]
+    w, h, left, bottom, top = max(720, 150 * len(groups) + 90), 380, 70, 60, 40
     series = []
-    for s in present:
-        p50 = values(runs, s, "load", ("latency_ms", "visitor_to_agent", "p50"), "ms")
-        p99 = values(runs, s, "load", ("latency_ms", "visitor_to_agent", "p99"), "ms")
-        series.append((s, p50, p99))
+    for s, point, label in groups:
+        p50 = values(runs, s, point, ("latency_ms", "visitor_to_agent", "p50"), "ms")
+        p99 = values(runs, s, point, ("latency_ms", "visitor_to_agent", "p99"), "ms")
+        series.append((label, p50, p99))
     peak = max([max(p99) for _, _, p99 in series if p99] + [1.0])
     scale = (h - bottom - top) / (peak * 1.1)
     group = (w - left - 20) / max(len(series), 1)
@@ -139,7 +187,7 @@ def svg(runs, present):
             cx = x + bar / 2
             parts.append(f'<line x1="{cx}" y1="{lo}" x2="{cx}" y2="{hi}" stroke="black"/>')
             parts.append(f'<text x="{cx}" y="{y - 4}" text-anchor="middle">{fmt(med)}</text>')
-        parts.append(f'<text x="{x0 + bar}" y="{h - bottom + 18}" text-anchor="middle">{LABELS[s]}</text>')
+        parts.append(f'<text x="{x0 + bar}" y="{h - bottom + 18}" text-anchor="middle">{s}</text>')
     parts.append(f'<rect x="{w - 150}" y="{top}" width="12" height="12" fill="#4c78a8"/><text x="{w - 132}" y="{top + 11}">p50</text>')
     parts.append(f'<rect x="{w - 100}" y="{top}" width="12" height="12" fill="#e45756"/><text x="{w - 82}" y="{top + 11}">p99</text>')
     parts.append("</svg>")

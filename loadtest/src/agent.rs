@@ -6,6 +6,13 @@
 //! agent latency), acks of its own replies as "owed to the visitor", and
 //! fetches with `history` any message of a newly assigned conversation that
 //! the server did not push to it.
+//!
+//! A conversation of a `--slow-readers` visitor (its messages' client ids say
+//! so, see [`crate::slow`]) is answered as usual, and once that visitor has
+//! stopped reading the agent also writes it `--slow-flood` extra messages,
+//! [`FLOOD_CHUNK`] every [`FLOOD_EVERY`]. Nothing in such a conversation is
+//! timed, and acks of what the agent writes there stay out of the ledger: a
+//! reader that does not read cannot confirm the delivery.
 
 use crate::ledger::Delivery;
 use crate::session::{self, Ctx, End};
@@ -20,7 +27,12 @@ use switchboard_protocol::server::{
     Ack, ConversationEvent, ConversationEventKind, ErrorMessage, HistoryPage,
 };
 use switchboard_protocol::{AgentId, ClientMessage, ConversationId, ServerMessage};
-use tokio::time::Instant;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+/// How often an agent writes a chunk of extra messages to each silent slow reader.
+pub const FLOOD_EVERY: Duration = Duration::from_millis(100);
+/// Extra messages per slow reader per [`FLOOD_EVERY`] (50 msg/s each).
+pub const FLOOD_CHUNK: usize = 5;
 
 /// How an agent behaves.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +41,8 @@ pub struct Behaviour {
     pub capacity: u32,
     /// Wait this long before each reply.
     pub think: Duration,
+    /// Extra messages to write to each slow reader's conversation (`--slow-flood`).
+    pub flood: usize,
 }
 
 /// What the agent knows about one of its conversations.
@@ -42,6 +56,10 @@ struct Conversation {
     max_seq: u64,
     /// A history request is on its way.
     fetching: bool,
+    /// The visitor is a slow reader: nothing here is timed or ledgered.
+    slow: bool,
+    /// Extra messages still to write to it.
+    flood_left: usize,
 }
 
 /// A connected agent.
@@ -59,6 +77,9 @@ pub struct Agent {
     /// Sent, not yet acked: client id → send time (µs).
     unacked: HashMap<String, u64>,
     sent: u64,
+    /// Slow readers' conversations with extra messages still to write.
+    floods: Vec<ConversationId>,
+    flood_timer: Interval,
 }
 
 impl Agent {
@@ -90,6 +111,8 @@ impl Agent {
             due: VecDeque::new(),
             unacked: HashMap::new(),
             sent: 0,
+            floods: Vec::new(),
+            flood_timer: flood_timer(),
         };
         let capacity = ClientMessage::SetCapacity(SetCapacity {
             capacity: behaviour.capacity,
@@ -117,6 +140,7 @@ impl Agent {
     async fn serve(&mut self) -> Result<(), End> {
         loop {
             let next_due = self.due.front().map(|(at, _)| *at);
+            let flooding = !self.floods.is_empty() && !self.ctx.stop_sending.is_cancelled();
             tokio::select! {
                 // The run is over.
                 _ = self.ctx.shutdown.cancelled() => return Ok(()),
@@ -126,6 +150,8 @@ impl Agent {
                         self.reply(conversation).await?;
                     }
                 }
+                // Next chunk of extra messages to the slow readers that went silent.
+                _ = self.flood_timer.tick(), if flooding => self.flood().await?,
                 // Something from the server.
                 next = self.ws.next() => match wire::to_frame(self.ctx.encoding(), next) {
                     Frame::Server(m) => self.on_server(m).await?,
@@ -178,17 +204,26 @@ impl Agent {
                 return Ok(());
             }
         }
-        let first = self.record_delivery(&m, from_history);
+        let slow = m.client_id.as_deref().is_some_and(crate::slow::is_slow);
+        let first = self.record_delivery(&m, from_history, slow);
         let conv = self.conversations.entry(m.conversation_id).or_default();
         conv.max_seq = conv.max_seq.max(m.seq);
+        if slow && !conv.slow {
+            conv.slow = true;
+            conv.flood_left = self.behaviour.flood;
+            if conv.flood_left > 0 {
+                self.floods.push(m.conversation_id);
+            }
+        }
         if first && conv.seen.insert(m.seq) {
             self.schedule_reply(m.conversation_id).await?;
         }
         Ok(())
     }
 
-    /// Marks the message delivered; true if it is the first time this agent gets it.
-    fn record_delivery(&mut self, m: &Message, from_history: bool) -> bool {
+    /// Marks the message delivered; true if it is the first time this agent
+    /// gets it. A slow reader's message is not timed.
+    fn record_delivery(&mut self, m: &Message, from_history: bool, slow: bool) -> bool {
         let ledger = &self.ctx.ledger;
         let first = if from_history {
             ledger.deliver_from_history(m.conversation_id.0, m.seq)
@@ -204,6 +239,8 @@ impl Agent {
         };
         if first {
             stats::bump(&self.ctx.stats.counters.delivered);
+        }
+        if first && !slow {
             if let Some(sent_at) = m.client_id.as_deref().and_then(session::sent_at) {
                 let latency = stats::now_us().saturating_sub(sent_at);
                 self.rec.record(Metric::VisitorToAgent, latency);
@@ -241,10 +278,44 @@ impl Agent {
                 .error("agent: ack for an unknown or already acked client_id");
             return;
         };
+        stats::bump(&self.ctx.stats.counters.acked);
+        let to_slow_reader = self
+            .conversations
+            .get(&ack.conversation_id)
+            .is_some_and(|c| c.slow);
+        if to_slow_reader {
+            // Owed to a reader that does not read: not checkable, not timed.
+            stats::bump(&self.ctx.slow.owed_acked);
+            return;
+        }
         self.rec
             .record(Metric::SendToAck, stats::now_us().saturating_sub(sent_at));
-        stats::bump(&self.ctx.stats.counters.acked);
         self.ctx.ledger.ack(ack.conversation_id.0, ack.seq);
+    }
+
+    /// Writes the next chunk of extra messages to each slow reader that went silent.
+    async fn flood(&mut self) -> Result<(), End> {
+        let mut i = 0;
+        while i < self.floods.len() {
+            let id = self.floods[i];
+            if !self.ctx.slow.is_silent(id) {
+                i += 1;
+                continue;
+            }
+            let conv = self.conversations.entry(id).or_default();
+            let chunk = conv.flood_left.min(FLOOD_CHUNK);
+            conv.flood_left -= chunk;
+            if conv.flood_left == 0 {
+                self.floods.swap_remove(i);
+            } else {
+                i += 1;
+            }
+            for _ in 0..chunk {
+                stats::bump(&self.ctx.slow.flood_sent);
+                self.reply(id).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn on_conversation(&mut self, ev: ConversationEvent) -> Result<(), End> {
@@ -311,6 +382,12 @@ impl Agent {
             }
         }
     }
+}
+
+fn flood_timer() -> Interval {
+    let mut t = tokio::time::interval(FLOOD_EVERY);
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
 }
 
 /// Sleeps until `at`, or forever when nothing is due.

@@ -51,6 +51,16 @@ impl Api {
         self.call("GET", "/healthz", None, None).await.is_ok()
     }
 
+    /// `GET /metrics` → the sum of the samples of metric `name` (see [`parse_metric`]).
+    pub async fn metric(&self, name: &str) -> anyhow::Result<Option<f64>> {
+        let (status, bytes) =
+            tokio::time::timeout(CALL_TIMEOUT, self.exchange("GET", "/metrics", None, None))
+                .await
+                .context("GET /metrics: no answer in time")??;
+        anyhow::ensure!((200..300).contains(&status), "GET /metrics: HTTP {status}");
+        Ok(parse_metric(&String::from_utf8_lossy(&bytes), name))
+    }
+
     /// One request; a non-2xx status is an error carrying the body.
     pub async fn call(
         &self,
@@ -144,6 +154,27 @@ pub fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
     Ok((status, body))
 }
 
+/// The sum of every sample of `name` in a Prometheus text exposition,
+/// accepting the `switchboard_` namespace and the `_total` suffix of counters
+/// (`switchboard_slow_consumer_disconnects_total{…} 3`). `None` when absent.
+pub fn parse_metric(text: &str, name: &str) -> Option<f64> {
+    let counter = format!("{name}_total");
+    let samples: Vec<f64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.trim().rsplit_once(' ')?;
+            let base = key.split('{').next()?;
+            let named = [name, counter.as_str()].iter().any(|n| {
+                base.strip_suffix(n)
+                    .is_some_and(|prefix| prefix.is_empty() || prefix == "switchboard_")
+            });
+            named.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .collect();
+    (!samples.is_empty()).then(|| samples.iter().sum())
+}
+
 fn dechunk(mut rest: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
@@ -182,6 +213,20 @@ mod tests {
         assert_eq!((s, b.as_slice()), (200, b"{\"a\":1}".as_slice()));
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
         assert!(parse_response(b"nonsense\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn metrics_are_found_by_name() {
+        let text = "# HELP slow_consumer_disconnects Sessions cut off\n\
+            # TYPE slow_consumer_disconnects counter\n\
+            switchboard_slow_consumer_disconnects_total 3\n\
+            not_slow_consumer_disconnects_total 100\n\
+            connections{role=\"visitor\"} 10\n\
+            connections{role=\"agent\"} 2\n\
+            # EOF\n";
+        assert_eq!(parse_metric(text, "slow_consumer_disconnects"), Some(3.0));
+        assert_eq!(parse_metric(text, "connections"), Some(12.0));
+        assert_eq!(parse_metric(text, "messages_in"), None);
     }
 
     #[test]

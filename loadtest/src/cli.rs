@@ -77,6 +77,20 @@ pub struct Cli {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub burst_every: Duration,
 
+    /// chat/burst: extra visitors that write a few messages, then stop reading
+    /// their socket (connection held open, never polled) while the others go
+    /// on. They are kept out of the latency histograms; how the server ended
+    /// each one is reported (it should close them with 4000 once their
+    /// outbound queue is full).
+    #[arg(long, default_value_t = 0)]
+    pub slow_readers: usize,
+
+    /// Extra messages the agents write to each slow reader's conversation
+    /// once it has stopped reading (paced, see `loadtest --help`), so that
+    /// the server's queue for it fills up.
+    #[arg(long, default_value_t = 1000)]
+    pub slow_flood: usize,
+
     /// The server's WebSocket endpoint. Loopback addresses only.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     pub target: String,
@@ -93,6 +107,12 @@ pub struct Cli {
     /// Start a `switchboard serve` on a temporary data folder and test it.
     #[arg(long)]
     pub spawn: bool,
+
+    /// `--spawn`: give the server this environment variable (repeatable), e.g.
+    /// `--server-env SWITCHBOARD_SOCKET_SEND_BUFFER_BYTES=16384` so that slow
+    /// readers fill the server's queue sooner.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = crate::spawn::parse_env_pair)]
+    pub server_env: Vec<(String, String)>,
 
     /// The `switchboard` binary for `--spawn` (default: beside this binary, then $PATH).
     #[arg(long)]
@@ -182,6 +202,12 @@ impl Cli {
             "--text must be non-empty ASCII"
         );
         anyhow::ensure!(self.burst_size > 0, "--burst-size must be at least 1");
+        if self.slow_readers > 0 {
+            anyhow::ensure!(
+                self.scenario != Scenario::Idle && !self.raw,
+                "--slow-readers needs agents: use it with chat or burst, without --raw"
+            );
+        }
         anyhow::ensure!(
             !self.burst_every.is_zero(),
             "--burst-every must be positive"
@@ -240,5 +266,11 @@ mod tests {
         assert!(chat_without_agents.validate().is_err());
         let storm = Cli::parse_from(["loadtest", "idle", "--max-handshakes", "5000"]);
         assert!(storm.validate().is_err());
+        let slow = Cli::parse_from(["loadtest", "chat", "--slow-readers", "2"]);
+        slow.validate().unwrap();
+        let slow_idle = Cli::parse_from(["loadtest", "idle", "--slow-readers", "2"]);
+        assert!(slow_idle.validate().is_err());
+        let slow_raw = Cli::parse_from(["loadtest", "chat", "--raw", "--slow-readers", "1"]);
+        assert!(slow_raw.validate().is_err());
     }
 }

@@ -13,6 +13,7 @@
 //! - [`wire`]: opening a WebSocket with the chosen subprotocol and framing protocol messages.
 //! - [`session`]: what both kinds of participant share: the run context, hello → welcome, message stamps.
 //! - [`visitor`] / [`agent`]: one simulated participant each, a struct with `run()`.
+//! - [`slow`]: `--slow-readers`, visitors that stop reading their socket, and how the server ended them.
 //! - [`echo`]: `--raw` clients for a plain WebSocket echo server (the transport's ceiling).
 //! - [`ledger`]: the exactly-once check, keyed by (conversation, seq).
 //! - [`stats`]: counters, HDR histograms and error tallies shared by the sessions.
@@ -31,6 +32,7 @@ pub mod progress;
 pub mod report;
 pub mod scenario;
 pub mod session;
+pub mod slow;
 pub mod source;
 pub mod spawn;
 pub mod stats;

@@ -144,7 +144,7 @@ impl Sampler {
         let task = sampler.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
-            let mut last_series = f64::NEG_INFINITY;
+            let mut next_series = f64::NEG_INFINITY;
             loop {
                 tokio::select! {
                     // Stop with the run.
@@ -152,7 +152,7 @@ impl Sampler {
                     // Take one sample.
                     _ = tick.tick() => {
                         if let Some(s) = task.probe.sample() {
-                            task.record(s, &mut last_series);
+                            task.record(s, &mut next_series);
                         }
                     }
                 }
@@ -161,14 +161,22 @@ impl Sampler {
         sampler
     }
 
-    fn record(&self, s: Sample, last_series: &mut f64) {
+    /// Keeps `s`, and puts it in the series when a whole second has come
+    /// round. `next_series` advances by exactly one second (or jumps ahead
+    /// after a stall), so the series does not drift to one point every
+    /// 1.25 s when the ticks land just short of a second.
+    fn record(&self, s: Sample, next_series: &mut f64) {
         let mut h = self.history.lock().expect("sampler lock");
         h.first.get_or_insert(s);
         h.latest = Some(s);
         h.peak_rss_bytes = h.peak_rss_bytes.max(s.rss_bytes);
-        if s.at_seconds - *last_series >= 1.0 {
+        if s.at_seconds >= *next_series {
             h.series.push(s);
-            *last_series = s.at_seconds;
+            *next_series = if *next_series + 1.0 < s.at_seconds {
+                s.at_seconds + 1.0
+            } else {
+                *next_series + 1.0
+            };
         }
     }
 
@@ -211,6 +219,37 @@ mod tests {
         let status = "Name:\tswitchboard\nVmPeak:\t  99999 kB\nVmRSS:\t   12345 kB\nThreads:\t9\n";
         assert_eq!(parse_status_rss_bytes(status), Some(12345 * 1024));
         assert_eq!(parse_status_rss_bytes("Name:\tzombie\n"), None);
+    }
+
+    #[test]
+    fn series_keeps_one_point_per_second() {
+        let sampler = Sampler {
+            history: Arc::default(),
+            probe: Probe::own_process(),
+        };
+        let mut next = f64::NEG_INFINITY;
+        // Ticks every 250 ms, slightly late; then a 3-second stall.
+        let times = (0..40)
+            .map(|i| f64::from(i) * 0.25 + 0.01)
+            .chain([13.0, 13.3, 14.0]);
+        for at in times {
+            let s = Sample {
+                at_seconds: at,
+                ..Sample::default()
+            };
+            sampler.record(s, &mut next);
+        }
+        let kept: Vec<f64> = sampler
+            .history()
+            .series
+            .iter()
+            .map(|s| s.at_seconds)
+            .collect();
+        assert_eq!(kept.len(), 12, "{kept:?}");
+        assert!(kept[..10]
+            .windows(2)
+            .all(|w| (0.75..=1.25).contains(&(w[1] - w[0]))));
+        assert_eq!(&kept[10..], &[13.0, 14.0]);
     }
 
     #[test]

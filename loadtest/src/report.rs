@@ -108,6 +108,11 @@ pub struct RunConfig {
     pub think_ms: u64,
     pub source_ips: usize,
     pub spawned_server: Option<String>,
+    /// `--slow-readers` and `--slow-flood`.
+    pub slow_readers: usize,
+    pub slow_flood: usize,
+    /// What a spawned server was given beyond the inherited environment (`NAME=VALUE`).
+    pub server_env: Vec<String>,
 }
 
 /// Connection set-up.
@@ -169,10 +174,42 @@ pub struct ProcessReport {
     pub cpu_cores_steady: Option<f64>,
     pub cpu_us_per_delivered: Option<f64>,
     pub deliveries_per_cpu_second: Option<f64>,
-    /// RSS growth over the steady window, bytes per minute (leak check; needs ≥ 3 s).
+    /// RSS growth over the steady window, bytes per minute (leak check; needs ≥ 3 s):
+    /// the least-squares slope of `rss_series` within the window.
     pub rss_slope_bytes_per_minute: Option<f64>,
-    /// One (seconds since start, RSS bytes) point per second.
+    /// The same over the second half of the steady window only, after warm-up
+    /// growth (caches, allocator pools) has had time to level off.
+    pub rss_slope_late_bytes_per_minute: Option<f64>,
+    /// One (seconds since the harness started, RSS bytes) point per second,
+    /// over the whole run; the steady window is `Report::steady_window_s`.
     pub rss_series: Vec<(f64, u64)>,
+}
+
+/// `--slow-readers`: what they did, and how the server ended them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SlowReaders {
+    pub requested: usize,
+    pub connected: u64,
+    /// Messages they wrote before going silent.
+    pub sent: u64,
+    /// Acks of those they read before going silent (in the exactly-once check).
+    pub acked: u64,
+    /// Readers that went silent (stopped reading, connection held).
+    pub stopped_reading: u64,
+    /// `--slow-flood`: extra agent messages per reader once it is silent.
+    pub flood_per_reader: usize,
+    pub flood_sent: u64,
+    /// Agent messages acked in their conversations (replies and flood):
+    /// owed to readers that do not read, so not in the exactly-once check.
+    pub owed_acked: u64,
+    /// Frames and payload bytes read on waking at the end: what the server
+    /// (kernel buffers and its own) still had on the way to them.
+    pub frames_on_wake: u64,
+    pub bytes_on_wake: u64,
+    /// How each one ended: `closed 4000`, `still open: not cut off`, …
+    pub outcomes: BTreeMap<String, u64>,
+    /// The server's own count (`slow_consumer_disconnects` on `/metrics`), when it has one.
+    pub server_slow_consumer_disconnects: Option<u64>,
 }
 
 /// Everything a run measured.
@@ -184,6 +221,11 @@ pub struct Report {
     pub throughput: Throughput,
     pub server: ProcessReport,
     pub harness: ProcessReport,
+    /// Start and end of the steady window, in seconds since the harness started.
+    pub steady_window_s: (f64, f64),
+    /// `None` without `--slow-readers`.
+    pub slow_readers: Option<SlowReaders>,
+    /// Errors and close codes of the normal sessions (slow readers: `slow_readers.outcomes`).
     pub errors: BTreeMap<String, u64>,
     pub close_codes: BTreeMap<u16, u64>,
     pub delivery: Verdict,
@@ -211,6 +253,7 @@ impl Report {
         self.write_throughput(&mut out);
         self.write_process(&mut out, "server", &self.server);
         self.write_process(&mut out, "harness", &self.harness);
+        self.write_slow_readers(&mut out);
         self.write_problems(&mut out);
         out
     }
@@ -231,11 +274,18 @@ impl Report {
             "\n== loadtest {:?} ({:?}) against {}",
             c.scenario, c.encoding, c.target
         );
+        let slow = match c.slow_readers {
+            0 => String::new(),
+            n => format!(" (+{n} slow readers)"),
+        };
         let _ = writeln!(
             out,
-            "   {} visitors, {} agents, {load}, {} B messages, {:.1}s steady",
+            "   {} visitors{slow}, {} agents, {load}, {} B messages, {:.1}s steady",
             c.visitors, c.agents, c.message_bytes, self.throughput.steady_seconds
         );
+        if !c.server_env.is_empty() {
+            let _ = writeln!(out, "   server env: {}", c.server_env.join(" "));
+        }
         let n = &self.connections;
         let _ = writeln!(
             out,
@@ -305,14 +355,53 @@ impl Report {
             mib(Some(p.rss_peak_bytes))
         );
         if let Some(slope) = p.rss_slope_bytes_per_minute {
+            let late = p
+                .rss_slope_late_bytes_per_minute
+                .map_or("-".into(), |l| format!("{:+.1} KiB/min", l / 1024.0));
             let _ = writeln!(
                 out,
-                "          RSS trend over the steady window: {:+.1} MiB/min",
-                slope / 1048576.0
+                "          RSS over the steady window: {} at start, {} at end; slope {:+.1} KiB/min (second half {late})",
+                mib(p.rss_loaded_bytes),
+                mib(p.rss_end_bytes),
+                slope / 1024.0
             );
         }
         let _ = writeln!(out, "          {} per connection; CPU {} in steady ({} cores), {} per delivered msg, {} deliveries per CPU-second",
             opt(p.rss_per_connection_bytes.map(|b| b / 1024.0), " KiB"), opt(p.cpu_seconds_steady, " s"), opt(p.cpu_cores_steady, ""), opt(p.cpu_us_per_delivered, " µs"), opt(p.deliveries_per_cpu_second, ""));
+    }
+
+    fn write_slow_readers(&self, out: &mut String) {
+        let Some(s) = &self.slow_readers else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "\nslow readers: {} of {} connected; {} stopped reading after {} of their {} messages were acked",
+            s.connected, s.requested, s.stopped_reading, s.acked, s.sent
+        );
+        let _ = writeln!(
+            out,
+            "          agents wrote them {} extra messages ({} each once silent); {} agent messages to them acked (not ledgered)",
+            s.flood_sent, s.flood_per_reader, s.owed_acked
+        );
+        let ends: Vec<String> = s
+            .outcomes
+            .iter()
+            .map(|(k, n)| format!("{k} ×{n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "          on waking at the end: {} frames ({:.1} KiB) were still on the way; ended: {}",
+            s.frames_on_wake,
+            s.bytes_on_wake as f64 / 1024.0,
+            if ends.is_empty() { "-".into() } else { ends.join(", ") }
+        );
+        if let Some(n) = s.server_slow_consumer_disconnects {
+            let _ = writeln!(
+                out,
+                "          the server counted {n} slow-consumer disconnects"
+            );
+        }
     }
 
     fn write_problems(&self, out: &mut String) {
@@ -402,5 +491,11 @@ mod tests {
             None,
             "two points are not a trend"
         );
+        // Warm-up growth, then flat: the whole window slopes up, its second half does not.
+        let levelling: Vec<(f64, u64)> = (0u32..20)
+            .map(|s| (f64::from(s), 1000 + 100 * u64::from(s.min(5))))
+            .collect();
+        assert!(rss_slope_per_minute(&levelling, 0.0, 19.0).unwrap() > 0.0);
+        assert_eq!(rss_slope_per_minute(&levelling, 9.5, 19.0), Some(0.0));
     }
 }

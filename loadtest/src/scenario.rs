@@ -20,8 +20,11 @@ use crate::echo::EchoClient;
 use crate::ledger::Ledger;
 use crate::proc::{Probe, Sample, Sampler};
 use crate::progress::{Progress, Sources};
-use crate::report::{self, Connections, Latency, ProcessReport, Report, RunConfig, Throughput};
+use crate::report::{
+    self, Connections, Latency, ProcessReport, Report, RunConfig, SlowReaders, Throughput,
+};
 use crate::session::{self, Ctx};
+use crate::slow::{SlowBoard, SlowReader};
 use crate::source::SourceIps;
 use crate::spawn::SpawnedServer;
 use crate::stats::{get, Stats};
@@ -51,7 +54,14 @@ const AGENT_PASSWORD: &str = "loadtest-agent-pw";
 pub async fn run(cli: Cli) -> anyhow::Result<Report> {
     cli.validate()?;
     let mut server = match cli.spawn {
-        true => Some(SpawnedServer::start(cli.server_bin.as_deref(), &cli.admin_password).await?),
+        true => Some(
+            SpawnedServer::start(
+                cli.server_bin.as_deref(),
+                &cli.admin_password,
+                &cli.server_env,
+            )
+            .await?,
+        ),
         false => None,
     };
     let target = match &server {
@@ -81,8 +91,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
             ));
         }
     }
+    let server_slow_count = run.server_slow_count().await;
     stop_server(server.take()).await;
     let mut report = run.report(deadline_hit);
+    if let Some(slow) = report.slow_readers.as_mut() {
+        slow.server_slow_consumer_disconnects = server_slow_count;
+    }
     report.judge();
     drop(run);
     println!("{}", report.table());
@@ -139,7 +153,7 @@ impl<'a> Run<'a> {
         let server = server_pid
             .map(|pid| Sampler::start(Probe::pid(pid), SAMPLE_EVERY, stop_sampling.clone()));
         let harness = Sampler::start(Probe::own_process(), SAMPLE_EVERY, stop_sampling.clone());
-        let connections = u64::try_from(cli.visitors + agents_of(cli)).unwrap_or(u64::MAX);
+        let connections = u64::try_from(participants(cli)).unwrap_or(u64::MAX);
         let sources_view = Sources {
             stats: stats.clone(),
             ledger: ledger.clone(),
@@ -154,6 +168,7 @@ impl<'a> Run<'a> {
             stop_sending: CancellationToken::new(),
             shutdown: CancellationToken::new(),
             text: session::filler_text(&cli.text, cli.message_bytes).into(),
+            slow: Arc::new(SlowBoard::default()),
         };
         Run {
             cli,
@@ -238,10 +253,11 @@ impl<'a> Run<'a> {
         tokens.into_iter().collect()
     }
 
-    /// Enough room for every visitor, spread over the agents.
+    /// Enough room for every visitor (slow readers too), spread over the agents.
     fn agent_capacity(&self) -> u32 {
         let agents = agents_of(self.cli).max(1);
-        u32::try_from(self.cli.visitors.div_ceil(agents) + 1).unwrap_or(u32::MAX)
+        let visitors = self.cli.visitors + self.cli.slow_readers;
+        u32::try_from(visitors.div_ceil(agents) + 1).unwrap_or(u32::MAX)
     }
 
     async fn connect_agents(&mut self, tokens: Vec<String>) -> anyhow::Result<()> {
@@ -253,6 +269,7 @@ impl<'a> Run<'a> {
         let behaviour = Behaviour {
             capacity: self.agent_capacity(),
             think: Duration::from_millis(self.cli.think_ms),
+            flood: self.cli.slow_flood,
         };
         for (i, token) in tokens.into_iter().enumerate() {
             let ctx = self.ctx.clone();
@@ -300,8 +317,27 @@ impl<'a> Run<'a> {
                 }
             });
         }
-        self.wait_connected(total + agents_of(self.cli), ramp + CONNECT_GRACE)
+        self.connect_slow_readers(start);
+        self.wait_connected(participants(self.cli), ramp + CONNECT_GRACE)
             .await;
+    }
+
+    /// `--slow-readers`, spread over the ramp like the visitors.
+    fn connect_slow_readers(&mut self, start: tokio::time::Instant) {
+        let total = self.cli.slow_readers;
+        for i in 0..total {
+            let ctx = self.ctx.clone();
+            let at = start + self.cli.ramp.mul_f64((i as f64 + 0.5) / total as f64);
+            self.sessions.spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = ctx.shutdown.cancelled() => return,
+                }
+                if let Some(reader) = SlowReader::connect(i, ctx).await {
+                    reader.run().await;
+                }
+            });
+        }
     }
 
     fn pace(&self) -> Pace {
@@ -371,8 +407,7 @@ impl<'a> Run<'a> {
         Report {
             config: self.config(),
             connections: Connections {
-                attempted: u64::try_from(self.cli.visitors + agents_of(self.cli))
-                    .unwrap_or(u64::MAX),
+                attempted: u64::try_from(participants(self.cli)).unwrap_or(u64::MAX),
                 established,
                 failed: get(&c.connect_failed),
                 ramp_seconds,
@@ -417,6 +452,8 @@ impl<'a> Run<'a> {
                 delivered_steady,
                 steady,
             ),
+            steady_window_s: (self.steady_start.at, end.at),
+            slow_readers: self.slow_report(),
             errors: stats.errors(),
             close_codes: stats.close_codes(),
             delivery: self.ctx.ledger.verdict(),
@@ -467,8 +504,48 @@ impl<'a> Run<'a> {
                 self.steady_start.at,
                 end.at,
             ),
+            rss_slope_late_bytes_per_minute: report::rss_slope_per_minute(
+                &series,
+                (self.steady_start.at + end.at) / 2.0,
+                end.at,
+            ),
             rss_series: series,
         }
+    }
+
+    fn slow_report(&self) -> Option<SlowReaders> {
+        if self.cli.slow_readers == 0 {
+            return None;
+        }
+        let b = &self.ctx.slow;
+        let (connected, sent, acked, stopped_reading) = b.progress();
+        Some(SlowReaders {
+            requested: self.cli.slow_readers,
+            connected,
+            sent,
+            acked,
+            stopped_reading,
+            flood_per_reader: self.cli.slow_flood,
+            flood_sent: get(&b.flood_sent),
+            owed_acked: get(&b.owed_acked),
+            frames_on_wake: get(&b.frames_on_wake),
+            bytes_on_wake: get(&b.bytes_on_wake),
+            outcomes: b.outcomes(),
+            server_slow_consumer_disconnects: None,
+        })
+    }
+
+    /// The server's count of slow-consumer cut-offs, from `/metrics` (with `--slow-readers` only).
+    async fn server_slow_count(&self) -> Option<u64> {
+        if self.cli.slow_readers == 0 {
+            return None;
+        }
+        let api = Api {
+            addr: self.ctx.connector.target.addr,
+        };
+        let value = api.metric("slow_consumer_disconnects").await.ok()??;
+        // A counter: a whole number well within range.
+        Some(value.max(0.0).round() as u64)
     }
 
     fn config(&self) -> RunConfig {
@@ -493,6 +570,16 @@ impl<'a> Run<'a> {
                 .and_then(|s| SourceIps::parse(s).ok())
                 .map_or(0, |s| s.ips().len()),
             spawned_server: self.spawned.clone(),
+            slow_readers: cli.slow_readers,
+            slow_flood: cli.slow_flood,
+            server_env: match self.spawned {
+                Some(_) => crate::spawn::BENCH_ENV
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .chain(cli.server_env.iter().map(|(k, v)| format!("{k}={v}")))
+                    .collect(),
+                None => Vec::new(),
+            },
         }
     }
 }
@@ -502,6 +589,11 @@ impl Drop for Run<'_> {
         self.stop_sampling.cancel();
         self.ctx.shutdown.cancel();
     }
+}
+
+/// Every session the run opens: visitors, agents and slow readers.
+fn participants(cli: &Cli) -> usize {
+    cli.visitors + agents_of(cli) + cli.slow_readers
 }
 
 /// Agents take part in chat and burst only, and never with `--raw`.

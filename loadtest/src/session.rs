@@ -3,6 +3,7 @@
 //! message stamps that carry send times, and how a session's end is tallied.
 
 use crate::ledger::Ledger;
+use crate::slow::SlowBoard;
 use crate::stats::{self, Metric, Recorder, Stats};
 use crate::wire::{self, Connector, Frame, Ws};
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct Ctx {
     pub shutdown: CancellationToken,
     /// Text of every chat message (already `--message-bytes` long).
     pub text: Arc<str>,
+    /// What the `--slow-readers` did, and which conversations are theirs.
+    pub slow: Arc<SlowBoard>,
 }
 
 impl Ctx {
@@ -38,13 +41,23 @@ impl Ctx {
     /// Dials, says `hello` and waits for the welcome, holding a handshake
     /// slot throughout. Failures are tallied here; `None` means "give up".
     pub async fn open(&self, hello: &ClientMessage, rec: &Recorder) -> Option<(Ws, ServerMessage)> {
+        self.open_with(hello, rec, None).await
+    }
+
+    /// [`Ctx::open`] with the socket's kernel receive buffer set to `recv_buffer` bytes.
+    pub async fn open_with(
+        &self,
+        hello: &ClientMessage,
+        rec: &Recorder,
+        recv_buffer: Option<u32>,
+    ) -> Option<(Ws, ServerMessage)> {
         let _slot = tokio::select! {
             slot = self.handshakes.acquire() => slot.ok()?,
             _ = self.shutdown.cancelled() => return None,
         };
         let started = stats::now_us();
         let opened = tokio::select! {
-            opened = tokio::time::timeout(WELCOME_TIMEOUT, self.handshake(hello)) => opened,
+            opened = tokio::time::timeout(WELCOME_TIMEOUT, self.handshake(hello, recv_buffer)) => opened,
             _ = self.shutdown.cancelled() => return None,
         };
         match opened {
@@ -88,8 +101,16 @@ impl Ctx {
         None
     }
 
-    async fn handshake(&self, hello: &ClientMessage) -> Result<(Ws, ServerMessage), String> {
-        let mut ws = self.connector.connect().await.map_err(|e| e.kind())?;
+    async fn handshake(
+        &self,
+        hello: &ClientMessage,
+        recv_buffer: Option<u32>,
+    ) -> Result<(Ws, ServerMessage), String> {
+        let mut ws = self
+            .connector
+            .connect_with(recv_buffer)
+            .await
+            .map_err(|e| e.kind())?;
         wire::send(&mut ws, self.encoding(), hello)
             .await
             .map_err(|e| format!("hello: {e}"))?;

@@ -84,6 +84,7 @@ impl Visitor {
             token: None,
             resume: Vec::new(),
             page_url: None,
+            ..Default::default()
         });
         let (ws, _welcome) = ctx.open(&hello, &rec).await?;
         Some(Visitor {

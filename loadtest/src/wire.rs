@@ -40,7 +40,13 @@ impl Connector {
     /// TCP connect (from the next source address) and WebSocket upgrade with
     /// our subprotocol. Errors are named by [`ConnectError::kind`].
     pub async fn connect(&self) -> Result<Ws, ConnectError> {
-        let tcp = self.dial().await.map_err(ConnectError::Tcp)?;
+        self.connect_with(None).await
+    }
+
+    /// [`Connector::connect`] with the kernel receive buffer (SO_RCVBUF) set
+    /// before the handshake, so the TCP window stays that small.
+    pub async fn connect_with(&self, recv_buffer: Option<u32>) -> Result<Ws, ConnectError> {
+        let tcp = self.dial(recv_buffer).await.map_err(ConnectError::Tcp)?;
         let _ = tcp.set_nodelay(true);
         let mut request = self
             .target
@@ -63,12 +69,15 @@ impl Connector {
         Ok(ws)
     }
 
-    async fn dial(&self) -> std::io::Result<TcpStream> {
+    async fn dial(&self, recv_buffer: Option<u32>) -> std::io::Result<TcpStream> {
         let to = self.target.addr;
         let socket = match to {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
         };
+        if let Some(bytes) = recv_buffer {
+            socket.set_recv_buffer_size(bytes)?;
+        }
         if let Some(ip) = self.sources.next() {
             socket.bind(SocketAddr::new(ip, 0))?;
         }

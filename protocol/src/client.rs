@@ -52,6 +52,12 @@ pub struct ResumePoint {
 
 /// A visitor says hello. Without a token the server makes a new visitor and
 /// returns its token in [`crate::server::VisitorWelcome`].
+///
+/// A signed-in user of the site says who they are with `user_id` and
+/// `user_hash`, the hex HMAC-SHA256 of `user_id` under the site's identity
+/// secret, computed by the site's backend. A verified user is the same
+/// visitor on every device (their history follows them); anyone else is
+/// known only by the token their browser holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VisitorHello {
     #[serde(default)]
@@ -61,6 +67,12 @@ pub struct VisitorHello {
     /// The page the widget is on (kept on the customer profile).
     #[serde(default)]
     pub page_url: Option<String>,
+    /// The site's own id for a signed-in user.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Hex HMAC-SHA256 of `user_id` under the site's identity secret.
+    #[serde(default)]
+    pub user_hash: Option<String>,
 }
 
 /// An agent says hello with the bearer token from `POST /api/login`.

@@ -11,6 +11,8 @@
 pub const GOING_AWAY: u16 = 1001;
 /// A frame broke RFC 6455 (sent by the WebSocket layer).
 pub const PROTOCOL_ERROR: u16 = 1002;
+/// A text message held invalid UTF-8 (RFC 6455 7.4.1, sent by the WebSocket layer).
+pub const INVALID_PAYLOAD: u16 = 1007;
 /// A message was larger than [`crate::limits::MAX_FRAME_BYTES`].
 pub const MESSAGE_TOO_BIG: u16 = 1009;
 /// Something broke inside the server: reconnect.
@@ -56,6 +58,7 @@ mod tests {
         }
         for code in [
             PROTOCOL_ERROR,
+            INVALID_PAYLOAD,
             MESSAGE_TOO_BIG,
             BAD_HELLO,
             UNAUTHORIZED,

@@ -111,6 +111,69 @@ impl VisitorTokens {
     }
 }
 
+/// Identity verification: the site's backend signs a signed-in user's id
+/// with the site's secret (hex HMAC-SHA256 of the id), and the widget passes
+/// the id and the signature on. Without a secret nothing verifies.
+#[derive(Clone, Default)]
+pub struct IdentitySecret {
+    secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for IdentitySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.secret.is_some() {
+            "IdentitySecret(set)"
+        } else {
+            "IdentitySecret(unset)"
+        })
+    }
+}
+
+impl IdentitySecret {
+    pub fn new(secret: Option<&str>) -> IdentitySecret {
+        IdentitySecret {
+            secret: secret
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_bytes().to_vec()),
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    fn mac(&self, user_id: &str) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.as_deref()?)
+            .expect("HMAC takes any key length");
+        mac.update(user_id.as_bytes());
+        Some(mac)
+    }
+
+    /// The hex signature of `user_id` (what the site's backend computes).
+    pub fn sign(&self, user_id: &str) -> Option<String> {
+        let bytes = self.mac(user_id)?.finalize().into_bytes();
+        Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Whether `hash` is the signature of `user_id`, compared in constant time.
+    pub fn verify(&self, user_id: &str, hash: &str) -> bool {
+        match (self.mac(user_id), decode_hex(hash.trim())) {
+            (Some(mac), Some(sig)) => mac.verify_slice(&sig).is_ok(),
+            _ => false,
+        }
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +223,22 @@ mod tests {
         let (b, _) = new_bearer_token();
         assert_ne!(a, b);
         assert_eq!(token_hash(&a), ha);
+    }
+
+    #[test]
+    fn identity_hashes_verify_only_their_user_under_their_secret() {
+        let site = IdentitySecret::new(Some("site-secret"));
+        let hash = site.sign("u-1").unwrap();
+        assert_eq!(hash.len(), 64);
+        assert!(site.verify("u-1", &hash));
+        assert!(site.verify("u-1", &hash.to_uppercase()));
+        assert!(!site.verify("u-2", &hash));
+        assert!(!site.verify("u-1", &hash[..62]));
+        assert!(!site.verify("u-1", "zz"));
+        assert!(!site.verify("u-1", "é"));
+        assert!(!IdentitySecret::new(Some("other")).verify("u-1", &hash));
+        // No secret: nothing verifies.
+        assert!(!IdentitySecret::new(None).verify("u-1", &hash));
+        assert!(!IdentitySecret::new(Some("")).is_set());
     }
 }

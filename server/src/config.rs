@@ -26,6 +26,13 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// Capacity of agents created without one.
     pub default_capacity: u32,
+    /// The site's identity-verification secret: its backend signs a signed-in
+    /// user's id with it (hex HMAC-SHA256), so the user is the same visitor on every device.
+    pub identity_secret: Option<String>,
+    /// Refuse a user id that is not signed (needs `identity_secret`).
+    pub identity_required: bool,
+    /// Let visitors chat without a verified identity (turn off for signed-in-only support).
+    pub anonymous_visitors: bool,
     pub visitor_token_ttl_secs: u64,
     pub agent_token_ttl_secs: u64,
     /// Messages a session's outbound queue holds before the session is cut off as too slow.
@@ -93,6 +100,9 @@ impl Default for Config {
             admin_email: "admin@localhost".into(),
             admin_password: None,
             default_capacity: 5,
+            identity_secret: None,
+            identity_required: false,
+            anonymous_visitors: true,
             visitor_token_ttl_secs: 30 * 24 * 3600,
             agent_token_ttl_secs: 7 * 24 * 3600,
             outbound_queue: 256,
@@ -219,6 +229,7 @@ impl Config {
         &[
             "public_url",
             "admin_password",
+            "identity_secret",
             "socket_send_buffer_bytes",
             "nlp_model",
         ]

@@ -119,6 +119,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         commit_queue: config.commit_queue.max(1),
         bot: config.bot,
         max_text_chars: config.max_text_chars,
+        identity: auth::IdentitySecret::new(config.identity_secret.as_deref()),
+        identity_required: config.identity_required,
+        anonymous_visitors: config.anonymous_visitors,
     };
     let nlp = if config.nlp {
         Some(Arc::new(load_nlp(&config, &store).await?))

@@ -31,6 +31,9 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+/// Longest a session spends saying goodbye: our close frame out, the peer's back.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
 /// Most queued outbound messages written before one flush.
 const WRITE_BATCH: usize = 64;
 
@@ -107,29 +110,37 @@ pub struct Session<S> {
     delivered: HashMap<ConversationId, u64>,
 }
 
+/// What a session is told at its start, besides the hub and the socket.
+pub struct SessionSettings {
+    /// Chosen by subprotocol.
+    pub encoding: Encoding,
+    /// Outbound queue length before the session is cut off as too slow.
+    pub queue: usize,
+    pub timers: SessionTimers,
+    /// The handshake's User-Agent (kept on a visitor's profile).
+    pub user_agent: Option<String>,
+    pub limits: SessionLimits,
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub fn new(
         hub: Hub,
         ws: WebSocketStream<S>,
-        encoding: Encoding,
-        queue: usize,
+        settings: SessionSettings,
         shutdown: CancellationToken,
-        timers: SessionTimers,
-        user_agent: Option<String>,
-        limits: SessionLimits,
     ) -> Session<S> {
-        let (handle, outbound, kill) = hub.new_session(queue);
+        let (handle, outbound, kill) = hub.new_session(settings.queue);
         Session {
             hub,
             ws,
-            encoding,
+            encoding: settings.encoding,
             handle,
             outbound,
             kill,
             shutdown,
-            timers,
-            user_agent,
-            limits,
+            timers: settings.timers,
+            user_agent: settings.user_agent,
+            limits: settings.limits,
             delivered: HashMap::new(),
         }
     }
@@ -166,6 +177,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         let refused = |e: HubError| match e {
             HubError::Unauthorized => Exit::Close(close::UNAUTHORIZED, "invalid or expired token"),
+            HubError::Identity(why) => Exit::Close(close::UNAUTHORIZED, why),
             HubError::ShuttingDown => Exit::Close(close::GOING_AWAY, "server going away"),
             // The client's own mistake: retrying the same hello would fail the same way.
             HubError::BadRequest(_) | HubError::TooLarge(_) => {
@@ -175,7 +187,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         let (actor, resume) = match first {
             ClientMessage::VisitorHello(h) => {
-                if h.token.is_none() && self.limits.new_conversation() != Verdict::Allow {
+                let anonymous_new = h.token.is_none() && h.user_hash.is_none();
+                if anonymous_new && self.limits.new_conversation() != Verdict::Allow {
                     return Err(Exit::Close(
                         close::RATE_LIMITED,
                         "too many new conversations from your address: retry later",
@@ -238,6 +251,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut ping = interval_at(Instant::now() + self.timers.ping, self.timers.ping);
         let mut last_heard = Instant::now();
         let kill = self.kill.token().clone();
+        let shutdown = self.shutdown.clone();
         loop {
             tokio::select! {
                 // The server is shutting down: clients should come back.
@@ -246,9 +260,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 _ = kill.cancelled() => return self.killed(),
                 // Events for this participant: write all that are queued, flush once.
                 Some(first) = self.outbound.recv() => {
+                    // A peer that stops reading blocks this write once the kernel's
+                    // buffer is full: it must not also hold off shutdown, the kill
+                    // switch, or the idle deadline.
                     tokio::select! {
-                        r = self.write_queued(first) => if let Err(exit) = r { return exit },
+                        r = timeout(self.timers.idle, self.write_queued(first)) => match r {
+                            Ok(Ok(())) => {}
+                            Ok(Err(exit)) => return exit,
+                            Err(_) => return Exit::Close(close::SLOW_CONSUMER, "too slow: reconnect and resume"),
+                        },
                         _ = kill.cancelled() => return self.killed(),
+                        _ = shutdown.cancelled() => return Exit::Close(close::GOING_AWAY, "server going away"),
                     }
                 }
                 // A frame from the client.
@@ -430,32 +452,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Sends our close frame (if any) and waits briefly for the client's reply.
+    /// Bounded by [`CLOSE_LINGER`]: a peer that reads nothing cannot hold the
+    /// session (or the server's shutdown) open.
     async fn finish(mut self, exit: Exit) {
-        if let Exit::Close(code, reason) = exit {
-            let frame = CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.into(),
-            };
-            if self.ws.close(Some(frame)).await.is_ok() {
-                let _ = timeout(Duration::from_secs(1), async {
-                    while let Some(Ok(_)) = self.ws.next().await {}
-                })
-                .await;
+        let _ = timeout(CLOSE_LINGER, async {
+            match exit {
+                // After the client's Close, tungstenite has queued our reply (RFC 6455
+                // 5.5.1: we MUST send one); it goes out on the next write or flush.
+                Exit::Gone => {
+                    let _ = self.ws.flush().await;
+                }
+                Exit::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    };
+                    if self.ws.close(Some(frame)).await.is_ok() {
+                        while let Some(Ok(_)) = self.ws.next().await {}
+                    }
+                }
             }
-        }
+        })
+        .await;
     }
 }
 
 fn ws_error_exit(e: &tungstenite::Error) -> Exit {
+    close_for(e).map_or(Exit::Gone, |(code, reason)| Exit::Close(code, reason))
+}
+
+/// The close code and reason a session answers a broken connection with, or
+/// `None` when the connection is simply gone. Public so the Autobahn echo
+/// (`tests/autobahn.rs`) closes exactly as sessions do.
+pub fn close_for(e: &tungstenite::Error) -> Option<(u16, &'static str)> {
     use tungstenite::error::CapacityError;
     match e {
         tungstenite::Error::Capacity(CapacityError::MessageTooLong { .. }) => {
-            Exit::Close(close::MESSAGE_TOO_BIG, "message too big")
+            Some((close::MESSAGE_TOO_BIG, "message too big"))
         }
-        tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => {
-            Exit::Close(close::PROTOCOL_ERROR, "protocol error")
-        }
-        _ => Exit::Gone,
+        tungstenite::Error::Utf8(_) => Some((close::INVALID_PAYLOAD, "invalid UTF-8")),
+        tungstenite::Error::Protocol(_) => Some((close::PROTOCOL_ERROR, "protocol error")),
+        _ => None,
     }
 }
 

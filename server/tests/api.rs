@@ -89,6 +89,7 @@ async fn customers_crud_and_delete_erases_their_conversations() {
                 token: Some(w.token),
                 resume: vec![],
                 page_url: None,
+                ..Default::default()
             },
         ))
         .await;
@@ -336,6 +337,7 @@ async fn bad_input_gets_typed_errors_or_close_codes_and_loses_nothing() {
             token: Some("v1.1.99999999999.AAAA".into()),
             resume: vec![],
             page_url: None,
+            ..Default::default()
         },
     ))
     .await;

@@ -6,9 +6,8 @@ mod common;
 
 use common::Client;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_protocol::client::SendMessage;
@@ -18,37 +17,7 @@ const KILLS: usize = 5;
 const VISITORS: usize = 16;
 
 fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir)
-        .args(["--set", "nlp=false"])
-        // Visitors here send as fast as acks come back, all from one address.
-        .envs(
-            [
-                "MESSAGES_PER_SEC",
-                "IP_MESSAGES_PER_SEC",
-                "IP_NEW_CONVERSATIONS_PER_MIN",
-                "MAX_CONNECTIONS_PER_IP",
-            ]
-            .map(|k| (format!("SWITCHBOARD_{k}"), "0")),
-        )
-        .env("SWITCHBOARD_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("switchboard starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next().expect("a first line").unwrap();
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .expect("listening address");
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    common::spawn_binary(dir, &[("SWITCHBOARD_NLP", "false")])
 }
 
 /// What one visitor had acknowledged: (conversation, seq, text).
@@ -70,6 +39,7 @@ async fn chatter(
             token: token.clone(),
             resume: vec![],
             page_url: None,
+            ..Default::default()
         },
     ))
     .await;

@@ -347,6 +347,7 @@ async fn a_slow_reader_is_cut_off_and_others_keep_going() {
                 token: Some(w.token.clone()),
                 resume: vec![],
                 page_url: None,
+                ..Default::default()
             },
         ))
         .await;

@@ -7,7 +7,7 @@
  * WebSocket at ws(s)://HOST/ws with subprotocol `switchboard.v1.json`.
  *
  * Hands off: routing, storage and NLP to the server; the host page talks to it
- * only through `window.Switchboard` (identify, open, close, on, off).
+ * only through `window.Switchboard` (identify, reset, open, close, on, off).
  *
  * Optional attributes on the script tag:
  *   data-site     names this site's visitor token in localStorage (default "default")
@@ -390,6 +390,7 @@ label.field input, label.field textarea, .card textarea {
       this.welcomed = false;
       this.terminal = false;
       this.identity = null; // Identify frame to send after the next welcome
+      this.user = null; // {user_id, user_hash} of a signed-in user, sent in every hello
       this.typingSentAt = 0;
       this.typingIdleTimer = 0;
       this.typingShownTimer = 0;
@@ -709,8 +710,31 @@ label.field input, label.field textarea, .card textarea {
         hash: str(p.hash),
       };
       if (this.identity.name || this.identity.email) store.set('prechat', true);
+      const user = this.identity.user_id;
+      if (user && this.identity.hash) {
+        // A signed-in user (identity verification): say so in the hello, so the
+        // server hands us their history from any device. Reconnect if it changed.
+        const changed = !this.user || this.user.user_id !== user || this.user.user_hash !== this.identity.hash;
+        this.user = { user_id: user, user_hash: this.identity.hash };
+        if (changed && this.connection.ws) {
+          this.welcomed = false;
+          this.connection.stop(1000);
+        }
+      }
       if (this.welcomed) this.flushIdentity();
       else if (!this.terminal) this.connection.retryNow();
+    }
+
+    /** Forgets the visitor and the signed-in user (e.g. when the user signs out of the host site). */
+    reset() {
+      this.user = null;
+      this.identity = null;
+      this.welcomed = false;
+      this.terminal = false;
+      this.connection.stop(1000);
+      this.forgetVisitor();
+      this.customerId = null;
+      if (this.isOpen) this.connection.retryNow();
     }
 
     flushIdentity() {
@@ -728,6 +752,8 @@ label.field input, label.field textarea, .card textarea {
         token: this.token || null,
         resume,
         page_url: location.href.slice(0, 512),
+        user_id: this.user ? this.user.user_id : null,
+        user_hash: this.user ? this.user.user_hash : null,
       });
     }
 
@@ -790,6 +816,8 @@ label.field input, label.field textarea, .card textarea {
       this.welcomed = true;
       this.everConnected = true;
       this.connection.welcomed();
+      // Signed in as someone else than this browser's visitor: show their conversation, not ours.
+      if (this.customerId != null && this.customerId !== msg.customer_id) this.forgetVisitor();
       this.token = msg.token;
       store.set('token', msg.token);
       this.customerId = msg.customer_id;
@@ -1360,6 +1388,7 @@ label.field input, label.field textarea, .card textarea {
   const api = Object.freeze({
     version: '1',
     identify: (profile) => widget.identify(profile),
+    reset: () => widget.reset(),
     open: () => widget.open(),
     close: () => widget.close(),
     on: (event, fn) => widget.on(event, fn),

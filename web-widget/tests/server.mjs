@@ -35,14 +35,15 @@ export function fixture(side, name) {
 
 /**
  * Starts `switchboard serve` on 127.0.0.1:0 (or `listen`) with a temp data
- * folder (or `data`), and resolves once it prints `listening on http://…`.
+ * folder (or `data`), with extra environment `env` (e.g. SWITCHBOARD_* settings),
+ * and resolves once it prints `listening on http://…`.
  */
-export async function startServer({ data, listen, password } = {}) {
+export async function startServer({ data, listen, password, env } = {}) {
   const bin = serverBinary();
   const dataDir = data || mkdtempSync(path.join(tmpdir(), 'switchboard-web-'));
   const adminPassword = password || 'pw-' + Math.random().toString(36).slice(2, 12) + '-test';
   const child = spawn(bin, ['serve', '--listen', listen || '127.0.0.1:0', '--data', dataDir], {
-    env: { ...process.env, SWITCHBOARD_ADMIN_PASSWORD: adminPassword, RUST_LOG: process.env.RUST_LOG || 'warn' },
+    env: { ...process.env, SWITCHBOARD_ADMIN_PASSWORD: adminPassword, RUST_LOG: process.env.RUST_LOG || 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

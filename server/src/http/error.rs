@@ -78,6 +78,48 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
     }
 }
 
+/// Gives the rejections axum answers by itself the documented shape: a path
+/// id that is not a number, a body that is not UTF-8 or is over the body
+/// limit, a wrong method. Each is a 4xx with a plain-text body; it becomes
+/// `{"error": {code, message}}` with the same status (and headers, e.g.
+/// `Allow`), the text as the message. Our own errors are JSON already.
+pub(super) async fn json_errors(res: Response) -> Response {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() || is_json {
+        return res;
+    }
+    let code = match status {
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        _ => ErrorCode::BadRequest,
+    };
+    let (mut parts, body) = res.into_parts();
+    // axum's rejection texts are one short line.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_string()
+    } else {
+        text
+    };
+    let json = ApiError::new(code, message).into_response();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.extend(json.headers().clone());
+    Response::from_parts(parts, json.into_body())
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });

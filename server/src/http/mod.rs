@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/nlp/analyze", post(nlp::analyze))
         .merge(assets::routes())
         .fallback(|| async { ApiError::not_found("no such page") })
+        .layer(axum::middleware::map_response(error::json_errors))
         .layer(axum::middleware::from_fn(refuse_over_limit))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -7,7 +7,7 @@
 use super::conn::ConnInfo;
 use super::{ApiError, AppState};
 use crate::limits::Refusal;
-use crate::session::{Session, SessionLimits, SessionTimers};
+use crate::session::{Session, SessionLimits, SessionSettings, SessionTimers};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -122,19 +122,14 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
             // Over a connection limit: a browser sees only close codes, so say it with one.
             Err(refusal) => return refuse(ws, refusal).await,
         };
-        let limits = SessionLimits::new(admission);
-        Session::new(
-            hub,
-            ws,
-            chosen.unwrap_or_default(),
+        let settings = SessionSettings {
+            encoding: chosen.unwrap_or_default(),
             queue,
-            shutdown,
             timers,
             user_agent,
-            limits,
-        )
-        .run()
-        .await;
+            limits: SessionLimits::new(admission),
+        };
+        Session::new(hub, ws, settings, shutdown).run().await;
     });
 
     let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();

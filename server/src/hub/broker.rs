@@ -85,23 +85,25 @@ impl SessionHandle {
     pub fn offer(&self, msg: &Outbound) -> Offer {
         match self.tx.try_send(msg.clone()) {
             Ok(()) => Offer::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.kill(close::SLOW_CONSUMER);
+            // Counted once per session, by the offer that trips the switch.
+            Err(mpsc::error::TrySendError::Full(_)) if self.kill(close::SLOW_CONSUMER) => {
                 Offer::Full
             }
+            Err(mpsc::error::TrySendError::Full(_)) => Offer::Closed,
             Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
         }
     }
 
-    /// Asks the session to close with `code` (the first code asked for wins).
-    pub fn kill(&self, code: u16) {
-        if !self.kill.token.is_cancelled() {
-            let _ = self
-                .kill
-                .code
-                .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
-            self.kill.token.cancel();
-        }
+    /// Asks the session to close with `code` (the first code asked for wins);
+    /// true for the call that asked first.
+    pub fn kill(&self, code: u16) -> bool {
+        let first = self
+            .kill
+            .code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        self.kill.token.cancel();
+        first
     }
 }
 
@@ -193,7 +195,9 @@ impl Broker for LocalBroker {
 
     fn kill(&self, who: Participant, code: u16) {
         if let Some(v) = self.sessions.get(&who) {
-            v.iter().for_each(|h| h.kill(code));
+            v.iter().for_each(|h| {
+                h.kill(code);
+            });
         }
     }
 

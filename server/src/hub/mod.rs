@@ -113,6 +113,9 @@ pub enum HubError {
     Conflict(&'static str),
     #[error("unauthorized")]
     Unauthorized,
+    /// Identity verification refused the visitor (the reason is safe to show).
+    #[error("{0}")]
+    Identity(&'static str),
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("the store could not write; nothing was saved")]
@@ -130,7 +133,7 @@ impl HubError {
             HubError::Forbidden(_) => ErrorCode::Forbidden,
             HubError::InvalidState(_) => ErrorCode::InvalidState,
             HubError::Conflict(_) => ErrorCode::Conflict,
-            HubError::Unauthorized => ErrorCode::Unauthorized,
+            HubError::Unauthorized | HubError::Identity(_) => ErrorCode::Unauthorized,
             HubError::ShuttingDown => ErrorCode::Overloaded,
             HubError::StoreUnavailable => ErrorCode::StoreUnavailable,
             HubError::Store(_) => ErrorCode::Internal,
@@ -150,6 +153,12 @@ pub struct HubConfig {
     pub bot: bool,
     /// Longest chat message text, in characters.
     pub max_text_chars: usize,
+    /// Checks signed user ids (identity verification).
+    pub identity: crate::auth::IdentitySecret,
+    /// Unsigned user ids are refused.
+    pub identity_required: bool,
+    /// Visitors without a verified identity may chat.
+    pub anonymous_visitors: bool,
 }
 
 /// A conversation in memory: its record, newest sequence, and how far it is durable.

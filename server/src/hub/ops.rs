@@ -741,6 +741,9 @@ impl Hub {
         {
             return Err(HubError::TooLarge("too many or too long attributes".into()));
         }
+        let verified = self
+            .verified_user(i.user_id.as_deref(), i.hash.as_deref())?
+            .map(str::to_string);
         let permit = self.reserve().await?;
         let mut c = self
             .store()
@@ -756,10 +759,24 @@ impl Hub {
         set(&mut c.phone, i.phone);
         set(&mut c.company, i.company);
         c.attributes.extend(i.attributes);
-        if let Some(ext) = i.user_id.filter(|u| !u.is_empty()) {
-            if self.store().customer_by_external_id(&ext)?.is_none() {
-                self.store().link_external_id(&ext, id)?;
-                c.external_id = Some(ext);
+        match verified {
+            Some(user) => match self.store().customer_by_external_id(&user)? {
+                None => {
+                    self.store().link_external_id(&user, id)?;
+                    c.external_id = Some(user);
+                }
+                Some(owner) if owner == id => {}
+                Some(_) => {
+                    return Err(HubError::Conflict(
+                        "this user already has a history: reconnect with user_id and user_hash",
+                    ))
+                }
+            },
+            // Only a signed id may find a history; an unsigned one is a note on the profile.
+            None => {
+                if let Some(claimed) = i.user_id.filter(|u| !u.trim().is_empty()) {
+                    c.attributes.insert("unverified_user_id".into(), claimed);
+                }
             }
         }
         self.store().put_customer(&c)?;
@@ -773,17 +790,41 @@ impl Hub {
         user_agent: Option<&str>,
     ) -> Result<(Actor, VisitorWelcome)> {
         check_field("page_url", hello.page_url.as_deref())?;
+        check_field("user_id", hello.user_id.as_deref())?;
         let now = now_ms();
-        let mut customer = match &hello.token {
+        let verified = self.verified_user(hello.user_id.as_deref(), hello.user_hash.as_deref())?;
+        let from_token = match &hello.token {
             Some(token) => {
                 let id = self
                     .visitor_tokens()
                     .verify(token, now / 1000)
                     .map_err(|_| HubError::Unauthorized)?;
                 // A valid token for a deleted customer is refused: the visitor starts anew.
-                self.store().customer(id)?.ok_or(HubError::Unauthorized)?
+                Some(self.store().customer(id)?.ok_or(HubError::Unauthorized)?)
             }
-            None => Customer::new(CustomerId(self.store().next_id()?), now),
+            None => None,
+        };
+        let mut customer = match verified {
+            // A signed-in user is one visitor on every device.
+            Some(user) => match self.store().customer_by_external_id(user)? {
+                Some(id) => match self.store().customer(id)? {
+                    Some(c) => c,
+                    None => self.new_verified_customer(user, None, now)?,
+                },
+                None => self.new_verified_customer(user, from_token, now)?,
+            },
+            None => match from_token {
+                // A token is enough for its own browser, and a verified visitor's token stays verified.
+                Some(c) if self.config().anonymous_visitors || c.external_id.is_some() => c,
+                None if self.config().anonymous_visitors => {
+                    Customer::new(CustomerId(self.store().next_id()?), now)
+                }
+                _ => {
+                    return Err(HubError::Identity(
+                        "sign in to chat: this site needs a verified user",
+                    ))
+                }
+            },
         };
         customer.last_seen = now;
         if hello.page_url.is_some() {
@@ -803,6 +844,46 @@ impl Hub {
             conversations,
         };
         Ok((actor, welcome))
+    }
+
+    /// The user id a hello or identify proves with its signature; None for an
+    /// unsigned id where that is allowed (it is then never used to find anyone).
+    fn verified_user<'a>(
+        &self,
+        user_id: Option<&'a str>,
+        hash: Option<&str>,
+    ) -> Result<Option<&'a str>> {
+        let c = self.config();
+        match (user_id.filter(|u| !u.trim().is_empty()), hash) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(HubError::BadRequest("user_hash needs a user_id".into())),
+            (Some(_), None) if c.identity_required => Err(HubError::Identity(
+                "this site signs user ids: user_hash is missing",
+            )),
+            (Some(_), None) => Ok(None),
+            (Some(_), Some(_)) if !c.identity.is_set() => Err(HubError::Identity(
+                "identity verification is not set up on this server",
+            )),
+            (Some(u), Some(h)) if c.identity.verify(u, h) => Ok(Some(u)),
+            (Some(_), Some(_)) => Err(HubError::Identity("user_hash does not match user_id")),
+        }
+    }
+
+    /// A verified user seen for the first time: this browser's anonymous
+    /// visitor becomes them (keeping its conversation), or a new visitor does.
+    fn new_verified_customer(
+        &self,
+        user: &str,
+        from_token: Option<Customer>,
+        now: u64,
+    ) -> Result<Customer> {
+        let mut c = match from_token.filter(|c| c.external_id.is_none()) {
+            Some(c) => c,
+            None => Customer::new(CustomerId(self.store().next_id()?), now),
+        };
+        self.store().link_external_id(user, c.id)?;
+        c.external_id = Some(user.to_string());
+        Ok(c)
     }
 
     /// A customer's newest conversations, newest first.

@@ -256,6 +256,23 @@ impl Client {
         }
     }
 
+    /// The next protocol message, or the close code if the server closes first.
+    pub async fn next_or_close(&mut self) -> Result<ServerMessage, u16> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a message or a close");
+            match frame {
+                Some(Ok(Ws::Text(t))) => return Ok(self.enc.decode_text(t.as_str()).unwrap()),
+                Some(Ok(Ws::Binary(b))) => return Ok(self.enc.decode_binary(&b).unwrap()),
+                Some(Ok(Ws::Close(Some(c)))) => return Err(u16::from(c.code)),
+                Some(Ok(Ws::Close(None))) | None => return Err(1005),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) => return Err(1006),
+            }
+        }
+    }
+
     /// Skips messages until one matches.
     pub async fn recv_until<T>(&mut self, mut f: impl FnMut(ServerMessage) -> Option<T>) -> T {
         loop {
@@ -291,6 +308,7 @@ impl Client {
             token,
             resume,
             page_url: Some("http://shop.test/".into()),
+            ..Default::default()
         }))
         .await;
         match c.recv().await {
@@ -379,4 +397,41 @@ impl Client {
         })
         .await
     }
+}
+
+/// Starts the real `switchboard` binary on 127.0.0.1:0 over `dir`, with the
+/// abuse limits lifted (tests send fast from one address) and `env` on top;
+/// returns the child and the address it printed.
+pub fn spawn_binary(dir: &Path, env: &[(&str, &str)]) -> (std::process::Child, SocketAddr) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let unlimited = [
+        "MESSAGES_PER_SEC",
+        "IP_MESSAGES_PER_SEC",
+        "IP_NEW_CONVERSATIONS_PER_MIN",
+        "MAX_CONNECTIONS_PER_IP",
+    ]
+    .map(|k| (format!("SWITCHBOARD_{k}"), "0".to_string()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .envs(unlimited)
+        .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .env("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("switchboard starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().expect("a first line").unwrap();
+    let addr = line
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("listening address");
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
 }
