@@ -33,8 +33,18 @@ pub struct Config {
     pub identity_required: bool,
     /// Let visitors chat without a verified identity (turn off for signed-in-only support).
     pub anonymous_visitors: bool,
+    /// Lifetime of a visitor's token (the widget keeps it to come back as the same visitor).
     pub visitor_token_ttl_secs: u64,
+    /// Lifetime of an agent's bearer token from `POST /api/login`.
     pub agent_token_ttl_secs: u64,
+    /// Failed logins allowed per email within `login_window_secs` (0: no limit); more are
+    /// refused with 429 before the password is checked. A success does not count.
+    pub login_failures_per_email: u32,
+    /// Failed logins allowed per client address (IPv6: per /64) within `login_window_secs`
+    /// (0: no limit). Behind a reverse proxy every client has the proxy's address.
+    pub login_failures_per_ip: u32,
+    /// The window those failures are counted over; the allowance refills evenly across it.
+    pub login_window_secs: u64,
     /// Messages a session's outbound queue holds before the session is cut off as too slow.
     pub outbound_queue: usize,
     /// Commits waiting for the committer before senders wait.
@@ -105,6 +115,9 @@ impl Default for Config {
             anonymous_visitors: true,
             visitor_token_ttl_secs: 30 * 24 * 3600,
             agent_token_ttl_secs: 7 * 24 * 3600,
+            login_failures_per_email: 10,
+            login_failures_per_ip: 30,
+            login_window_secs: 300,
             outbound_queue: 256,
             commit_queue: 8192,
             hello_timeout_ms: 10_000,
@@ -121,7 +134,7 @@ impl Default for Config {
             ip_messages_burst: 300.0,
             ip_new_conversations_per_min: 30.0,
             ip_new_conversations_burst: 30.0,
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 1024,
             write_buffer_bytes: 0,
             max_write_buffer_bytes: 1024 * 1024,
             nlp: true,

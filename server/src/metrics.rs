@@ -29,6 +29,8 @@ pub struct Metrics {
     pub messages_in: Counter,
     pub messages_out: Counter,
     pub slow_consumers: Counter,
+    /// 1 while the store cannot write (new writes are refused), else 0.
+    pub store_unavailable: Gauge,
     flush_seconds: Histogram,
     flush_batch: Histogram,
 }
@@ -43,6 +45,7 @@ impl Default for Metrics {
             messages_in: Counter::default(),
             messages_out: Counter::default(),
             slow_consumers: Counter::default(),
+            store_unavailable: Gauge::default(),
             flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             flush_batch: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             registry: Registry::default(),
@@ -72,6 +75,11 @@ impl Default for Metrics {
             "slow_consumer_disconnects",
             "Sessions cut off because their outbound queue was full",
             m.slow_consumers.clone(),
+        );
+        registry.register(
+            "store_unavailable",
+            "1 while the store cannot write and new writes are refused",
+            m.store_unavailable.clone(),
         );
         registry.register(
             "store_flush_seconds",

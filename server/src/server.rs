@@ -147,7 +147,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let shutdown = CancellationToken::new();
     let sessions = TaskTracker::new();
+    let heartbeat = heartbeat(config.ping_interval(), shutdown.clone());
     let state = AppState {
+        heartbeat,
         hub: hub.clone(),
         origins: Arc::new(allowed_origins(&config)),
         config: Arc::new(config),
@@ -170,6 +172,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown,
         task,
     })
+}
+
+/// One timer for every session: ticks every `period` until `stop`. Each
+/// session pings its client on a tick and closes it if it has been silent
+/// for the idle timeout, so idle connections carry no timer of their own.
+fn heartbeat(period: Duration, stop: CancellationToken) -> tokio::sync::watch::Receiver<()> {
+    let (tx, rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => tx.send_replace(()),
+            }
+        }
+    });
+    rx
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -23,8 +23,8 @@ use switchboard_protocol::{
     close, ClientMessage, ConversationId, Encoded, Encoding, ErrorCode, ServerMessage,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
-use tokio::time::{interval_at, timeout, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
@@ -41,7 +41,6 @@ const WRITE_BATCH: usize = 64;
 #[derive(Debug, Clone, Copy)]
 pub struct SessionTimers {
     pub hello: Duration,
-    pub ping: Duration,
     pub idle: Duration,
 }
 
@@ -86,6 +85,13 @@ impl SessionLimits {
     }
 }
 
+/// What woke an idle session.
+enum Event {
+    Outbound(Outbound),
+    Frame(Option<Result<WsMessage, tungstenite::Error>>),
+    Tick,
+}
+
 /// How a session ended.
 #[derive(Debug)]
 enum Exit {
@@ -106,6 +112,7 @@ pub struct Session<S> {
     timers: SessionTimers,
     user_agent: Option<String>,
     limits: SessionLimits,
+    heartbeat: watch::Receiver<()>,
     /// Highest sequence delivered per conversation: replays and live events never repeat one.
     delivered: HashMap<ConversationId, u64>,
 }
@@ -120,6 +127,8 @@ pub struct SessionSettings {
     /// The handshake's User-Agent (kept on a visitor's profile).
     pub user_agent: Option<String>,
     pub limits: SessionLimits,
+    /// Ticks every ping interval: ping the client, check it is still there.
+    pub heartbeat: watch::Receiver<()>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -141,16 +150,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             timers: settings.timers,
             user_agent: settings.user_agent,
             limits: settings.limits,
+            heartbeat: settings.heartbeat,
             delivered: HashMap::new(),
         }
     }
 
     /// Runs the session to its end. Errors are the client's business: they are
     /// answered on the socket and logged at debug level only.
+    ///
+    /// Memory: a connection spends nearly all its life idle in [`Self::serve`]'s
+    /// `select!`, so that state is kept small. Everything else (the hello and
+    /// replay, handling a frame, writing a batch, the goodbye) runs in a boxed
+    /// future that exists only while it runs, instead of widening every idle
+    /// connection's task to the largest of them.
     pub async fn run(mut self) {
-        let actor = match self.hello().await {
+        let actor = match Box::pin(self.hello()).await {
             Ok(actor) => actor,
-            Err(exit) => return self.finish(exit).await,
+            Err(exit) => return Box::pin(self.finish(exit)).await,
         };
         let role = RoleLabel {
             role: if actor.agent_id().is_some() {
@@ -165,7 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.hub.leave(&actor, self.handle.id);
         gauge.dec();
         tracing::debug!(participant = ?actor.who, session = self.handle.id, ?exit, "session ended");
-        self.finish(exit).await;
+        Box::pin(self.finish(exit)).await;
     }
 
     /// Reads the hello, authenticates, subscribes, welcomes, and replays what the client missed.
@@ -203,7 +219,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 (actor, h.resume)
             }
             ClientMessage::AgentHello(h) => {
-                let actor = self.hub.authenticate(&h.token).map_err(refused)?;
+                let actor = self
+                    .hub
+                    .authenticate_session(&h.token, &self.handle)
+                    .map_err(refused)?;
                 let welcome = self
                     .hub
                     .join_agent(&actor, self.handle.clone())
@@ -248,53 +267,62 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn serve(&mut self, actor: &Actor) -> Exit {
-        let mut ping = interval_at(Instant::now() + self.timers.ping, self.timers.ping);
         let mut last_heard = Instant::now();
-        let kill = self.kill.token().clone();
-        let shutdown = self.shutdown.clone();
+        let kill = self.kill.clone();
         loop {
-            tokio::select! {
+            // Wait for something to happen; the waiting futures are dropped
+            // before it is handled, so handling does not add to the idle state.
+            let event = tokio::select! {
                 // The server is shutting down: clients should come back.
                 _ = self.shutdown.cancelled() => return Exit::Close(close::GOING_AWAY, "server going away"),
                 // The broker or an admin cut this session off.
-                _ = kill.cancelled() => return self.killed(),
+                _ = kill.tripped() => return self.killed(),
+                Some(first) = self.outbound.recv() => Event::Outbound(first),
+                frame = self.ws.next() => Event::Frame(frame),
+                // The server-wide heartbeat (one timer for every connection).
+                beat = self.heartbeat.changed() => match beat {
+                    Ok(()) => Event::Tick,
+                    Err(_) => return Exit::Close(close::GOING_AWAY, "server going away"),
+                },
+            };
+            let handled = match event {
                 // Events for this participant: write all that are queued, flush once.
-                Some(first) = self.outbound.recv() => {
-                    // A peer that stops reading blocks this write once the kernel's
-                    // buffer is full: it must not also hold off shutdown, the kill
-                    // switch, or the idle deadline.
-                    tokio::select! {
-                        r = timeout(self.timers.idle, self.write_queued(first)) => match r {
-                            Ok(Ok(())) => {}
-                            Ok(Err(exit)) => return exit,
-                            Err(_) => return Exit::Close(close::SLOW_CONSUMER, "too slow: reconnect and resume"),
-                        },
-                        _ = kill.cancelled() => return self.killed(),
-                        _ = shutdown.cancelled() => return Exit::Close(close::GOING_AWAY, "server going away"),
-                    }
-                }
+                Event::Outbound(first) => Box::pin(self.write_guarded(first, &kill)).await,
                 // A frame from the client.
-                frame = self.ws.next() => {
+                Event::Frame(frame) => {
                     last_heard = Instant::now();
-                    let msg = match frame {
-                        None => return Exit::Gone,
-                        Some(Err(e)) => return ws_error_exit(&e),
-                        Some(Ok(m)) => m,
-                    };
-                    if let Err(exit) = self.on_frame(actor, msg).await {
-                        return exit;
+                    match frame {
+                        None => Err(Exit::Gone),
+                        Some(Err(e)) => Err(ws_error_exit(&e)),
+                        Some(Ok(msg)) => Box::pin(self.on_frame(actor, msg)).await,
                     }
                 }
                 // Heartbeat: ping, and give up on a peer silent for too long.
-                _ = ping.tick() => {
-                    if last_heard.elapsed() >= self.timers.idle {
-                        return Exit::Close(close::IDLE_TIMEOUT, "no pong");
-                    }
-                    if self.ws.send(WsMessage::Ping(Default::default())).await.is_err() {
-                        return Exit::Gone;
-                    }
+                Event::Tick if last_heard.elapsed() >= self.timers.idle => {
+                    Err(Exit::Close(close::IDLE_TIMEOUT, "no pong"))
                 }
+                Event::Tick => Box::pin(self.ws.send(WsMessage::Ping(Default::default())))
+                    .await
+                    .map_err(|_| Exit::Gone),
+            };
+            if let Err(exit) = handled {
+                return exit;
             }
+        }
+    }
+
+    /// Writes a batch. A peer that stops reading blocks the write once the
+    /// kernel's buffer is full: that must not also hold off shutdown, the kill
+    /// switch, or the idle deadline.
+    async fn write_guarded(&mut self, first: Outbound, kill: &KillSwitch) -> Result<(), Exit> {
+        let shutdown = self.shutdown.clone();
+        tokio::select! {
+            r = timeout(self.timers.idle, self.write_queued(first)) => match r {
+                Ok(written) => written,
+                Err(_) => Err(Exit::Close(close::SLOW_CONSUMER, "too slow: reconnect and resume")),
+            },
+            _ = kill.tripped() => Err(self.killed()),
+            _ = shutdown.cancelled() => Err(Exit::Close(close::GOING_AWAY, "server going away")),
         }
     }
 

@@ -1,14 +1,13 @@
-//! REST API and the WebSocket's edges: CRUD, authorization, bad input.
+//! REST API and the WebSocket's edges: CRUD, bad input, CORS and the
+//! browser-facing headers. Who may call what is tests/authz.rs.
 
 mod common;
 
 use common::{Client, TestServer};
 use futures::SinkExt;
 use serde_json::json;
-use switchboard_protocol::client::{ConversationRef, History, Rate, SendMessage, Typing};
-use switchboard_protocol::{
-    close, ClientMessage, ConversationId, Encoding, ErrorCode, ServerMessage,
-};
+use switchboard_protocol::client::{Rate, SendMessage, Typing};
+use switchboard_protocol::{close, ClientMessage, ConversationId, Encoding, ErrorCode};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 #[tokio::test]
@@ -98,55 +97,6 @@ async fn customers_crud_and_delete_erases_their_conversations() {
 }
 
 #[tokio::test]
-async fn requests_without_a_valid_agent_token_are_refused() {
-    let s = TestServer::start().await;
-    for (method, path) in [
-        ("GET", "/api/customers"),
-        ("GET", "/api/conversations"),
-        ("GET", "/api/agents"),
-        ("GET", "/api/stats"),
-        ("DELETE", "/api/customers/1"),
-        ("GET", "/api/me"),
-    ] {
-        let (st, body) = s.http(method, path, None, None).await;
-        assert_eq!(
-            (st, &body["error"]["code"]),
-            (401, &json!("unauthorized")),
-            "{method} {path}"
-        );
-        let (st, _) = s.http(method, path, Some("forged-token"), None).await;
-        assert_eq!(st, 401, "{method} {path}");
-    }
-    let (st, _) = s
-        .http(
-            "POST",
-            "/api/login",
-            None,
-            Some(json!({"email": "admin@localhost", "password": "wrong"})),
-        )
-        .await;
-    assert_eq!(st, 401);
-    // An agent is not an admin; a logged-out token is dead.
-    let (_, agent) = s.agent_account("ann@shop.test", 5).await;
-    let (st, _) = s.http("GET", "/api/agents", Some(&agent), None).await;
-    assert_eq!(st, 403);
-    let (st, _) = s
-        .http(
-            "POST",
-            "/api/agents",
-            Some(&agent),
-            Some(json!({"email": "x@y.z", "name": "x", "password": "password-1"})),
-        )
-        .await;
-    assert_eq!(st, 403);
-    let (st, _) = s.http("POST", "/api/logout", Some(&agent), None).await;
-    assert_eq!(st, 204);
-    let (st, _) = s.http("GET", "/api/me", Some(&agent), None).await;
-    assert_eq!(st, 401);
-    s.stop().await;
-}
-
-#[tokio::test]
 async fn disabling_an_agent_closes_their_sessions_and_requeues_their_work() {
     let s = TestServer::start().await;
     let admin = s.admin_token().await;
@@ -188,94 +138,6 @@ async fn disabling_an_agent_closes_their_sessions_and_requeues_their_work() {
         )
         .await;
     assert_eq!(st, 409);
-    s.stop().await;
-}
-
-#[tokio::test]
-async fn a_visitor_cannot_touch_another_visitors_conversation() {
-    let s = TestServer::start().await;
-    let (mut alice, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
-    let (conv, _) = alice.say("1", None, "my secret order").await;
-    let (mut mallory, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
-    let attempts = [
-        ClientMessage::Send(SendMessage {
-            client_id: "m".into(),
-            conversation_id: Some(conv),
-            text: "hi".into(),
-        }),
-        ClientMessage::History(History {
-            conversation_id: conv,
-            before: None,
-            after: None,
-            limit: None,
-        }),
-        ClientMessage::Typing(Typing {
-            conversation_id: conv,
-            typing: true,
-        }),
-        ClientMessage::Read(switchboard_protocol::client::Read {
-            conversation_id: conv,
-            seq: 1,
-        }),
-        ClientMessage::Close(ConversationRef {
-            conversation_id: conv,
-        }),
-        ClientMessage::Rate(Rate {
-            conversation_id: conv,
-            score: 1,
-            comment: None,
-        }),
-        ClientMessage::Handoff(ConversationRef {
-            conversation_id: conv,
-        }),
-        ClientMessage::Claim(ConversationRef {
-            conversation_id: conv,
-        }),
-        // A guessed id answers exactly like a real one that is not yours.
-        ClientMessage::History(History {
-            conversation_id: ConversationId(conv.0 + 1000),
-            before: None,
-            after: None,
-            limit: None,
-        }),
-    ];
-    for a in attempts {
-        mallory.send(a.clone()).await;
-        let e = mallory.error().await;
-        assert!(
-            matches!(e.code, ErrorCode::NotFound | ErrorCode::Forbidden),
-            "{a:?} gave {e:?}"
-        );
-    }
-    // Resuming someone else's conversation replays nothing.
-    let (mut m2, _) = Client::visitor(
-        &s.ws_url(),
-        Encoding::Json,
-        None,
-        vec![switchboard_protocol::client::ResumePoint {
-            conversation_id: conv,
-            last_seq: 0,
-        }],
-    )
-    .await;
-    assert_eq!(m2.error().await.code, ErrorCode::NotFound);
-    // Alice's conversation is untouched.
-    alice
-        .send(ClientMessage::History(History {
-            conversation_id: conv,
-            before: None,
-            after: None,
-            limit: None,
-        }))
-        .await;
-    let page = alice
-        .recv_until(|m| match m {
-            ServerMessage::History(p) => Some(p),
-            _ => None,
-        })
-        .await;
-    assert_eq!(page.messages.len(), 1);
-    assert_eq!(page.messages[0].text, "my secret order");
     s.stop().await;
 }
 
@@ -398,17 +260,218 @@ async fn a_silent_peer_is_dropped_by_the_heartbeat() {
     let s = TestServer::start_with(cfg).await;
     // This client reads (and so answers pings) and stays.
     let (mut alive, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
-    // This one stops reading after its welcome, so it never answers a ping.
-    let (mut silent, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
+    // This one says hello and then never writes again, so it never answers a ping.
+    let silent = common::silent_visitor(s.addr).await;
     let keep_reading = tokio::spawn(async move {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(4), alive.closed())
             .await
             .is_err();
         alive
     });
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    assert_eq!(silent.closed().await, close::IDLE_TIMEOUT);
+    assert_eq!(
+        common::close_code_on(silent).await,
+        Some(close::IDLE_TIMEOUT)
+    );
     let mut alive = keep_reading.await.unwrap();
     alive.say("1", None, "still connected").await;
+    s.stop().await;
+}
+
+// ---- browser-facing security ----
+
+const SHOP: &str = "https://shop.example";
+
+/// A preflight as a browser sends it before a cross-origin POST with a bearer token.
+async fn preflight(s: &TestServer, path: &str, origin: &str) -> common::Reply {
+    common::http_raw(
+        s.addr,
+        "OPTIONS",
+        path,
+        &[
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, content-type",
+            ),
+        ],
+        "",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn only_configured_origins_may_call_the_api_from_a_browser() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(temp.path());
+    cfg.allowed_origins = vec![format!("{SHOP}/")];
+    let s = TestServer::start_with(cfg).await;
+    let token = s.admin_token().await;
+    let bearer = format!("Bearer {token}");
+
+    // The preflight is answered for a configured origin (case and slash aside) …
+    let ok = preflight(&s, "/api/customers", "https://SHOP.example").await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://SHOP.example")
+    );
+    let methods = ok.header("access-control-allow-methods").unwrap();
+    assert!(
+        methods.contains("POST") && methods.contains("PATCH"),
+        "{methods}"
+    );
+    let headers = ok.header("access-control-allow-headers").unwrap();
+    assert!(headers.contains("authorization") && headers.contains("content-type"));
+    assert_eq!(ok.header("access-control-max-age"), Some("600"));
+    // Bearer tokens, not cookies: credentials are never allowed.
+    assert_eq!(ok.header("access-control-allow-credentials"), None);
+    // … and refused to any other (no allow-origin: the browser stops there).
+    for other in [
+        "https://evil.example",
+        "https://shop.example.evil.example",
+        "null",
+    ] {
+        let no = preflight(&s, "/api/customers", other).await;
+        assert_eq!(no.header("access-control-allow-origin"), None, "{other}");
+    }
+
+    // Actual requests: the answer is readable by the configured origin only,
+    // errors included (so the page can show them), with Retry-After exposed.
+    let got = common::http_raw(
+        s.addr,
+        "GET",
+        "/api/me",
+        &[("Origin", SHOP), ("Authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("access-control-allow-origin"), Some(SHOP));
+    assert!(got.header("vary").unwrap().contains("origin"));
+    assert!(got
+        .header("access-control-expose-headers")
+        .unwrap()
+        .contains("retry-after"));
+    let refused = common::http_raw(s.addr, "GET", "/api/me", &[("Origin", SHOP)], "").await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("access-control-allow-origin"), Some(SHOP));
+    let evil = common::http_raw(
+        s.addr,
+        "GET",
+        "/api/me",
+        &[
+            ("Origin", "https://evil.example"),
+            ("Authorization", &bearer),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(evil.header("access-control-allow-origin"), None);
+    // CORS is for the API only.
+    let health = common::http_raw(s.addr, "GET", "/healthz", &[("Origin", SHOP)], "").await;
+    assert_eq!(health.header("access-control-allow-origin"), None);
+    s.stop().await;
+
+    // `*` lets any page call (no credentials ride along anyway).
+    let temp = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(temp.path());
+    cfg.allowed_origins = vec!["*".into()];
+    let s = TestServer::start_with(cfg).await;
+    let any = preflight(&s, "/api/login", "https://anyone.example").await;
+    assert_eq!(any.header("access-control-allow-origin"), Some("*"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers_its_kind_needs() {
+    use base64::Engine;
+    use sha2::Digest;
+    let s = TestServer::start().await;
+    let get = |path: &'static str| common::http_raw(s.addr, "GET", path, &[], "");
+
+    // Everyone: no sniffing, no referrer leaks across origins.
+    for path in [
+        "/",
+        "/console",
+        "/console/console.js",
+        "/widget.js",
+        "/api/me",
+        "/healthz",
+        "/metrics",
+        "/nope",
+    ] {
+        let r = get(path).await;
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            r.header("referrer-policy"),
+            Some("strict-origin-when-cross-origin"),
+            "{path}"
+        );
+    }
+
+    // The console: only its own scripts, styles and socket; never framed.
+    let console = get("/console").await;
+    let csp = console.header("content-security-policy").unwrap();
+    for part in [
+        "default-src 'none'",
+        "script-src 'self';",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(part), "{part} not in {csp}");
+    }
+    assert!(!csp.contains("unsafe-eval"));
+    assert_eq!(console.header("x-frame-options"), Some("DENY"));
+
+    // The demo page: its one inline script is allowed by its hash, nothing else inline.
+    let demo = get("/").await;
+    let csp = demo.header("content-security-policy").unwrap();
+    let script = demo
+        .body
+        .split("<script>")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .expect("the demo page's inline script");
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script));
+    let script_src = csp
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap();
+    assert_eq!(
+        script_src.trim(),
+        format!("script-src 'self' 'sha256-{hash}'")
+    );
+    assert!(csp.contains("frame-ancestors 'self'"));
+
+    // The widget: a script any site may load (CORP), never sniffed as anything else.
+    let widget = get("/widget.js").await;
+    assert_eq!(
+        widget.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        widget.header("cross-origin-resource-policy"),
+        Some("cross-origin")
+    );
+    assert_eq!(widget.header("access-control-allow-origin"), Some("*"));
+
+    // Everything else is not a page and is for this origin only; the API is never cached.
+    for path in ["/api/me", "/healthz", "/console/console.js", "/nope"] {
+        let r = get(path).await;
+        assert_eq!(
+            r.header("cross-origin-resource-policy"),
+            Some("same-origin"),
+            "{path}"
+        );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+    }
+    let api = get("/api/me").await;
+    assert_eq!(api.header("cache-control"), Some("no-store"));
     s.stop().await;
 }

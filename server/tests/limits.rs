@@ -1,6 +1,7 @@
 //! Abuse limits over real sockets: connections in all and per address,
 //! message rates per connection and per address, new conversations per
-//! address, the header and hello deadlines, and the text length. Each test
+//! address, the header and hello deadlines, the text length, and failed
+//! logins per email and per address. Each test
 //! checks that the offender gets a typed error or close code and that a
 //! well-behaved client next to it notices nothing.
 
@@ -210,5 +211,68 @@ async fn text_longer_than_the_limit_is_refused_as_too_large() {
         (ErrorCode::TooLarge, Some("long"))
     );
     v.say("short", None, "éééééééééé").await;
+    s.stop().await;
+}
+
+/// A login attempt; returns the status, the Retry-After header and the error code.
+async fn login(s: &TestServer, email: &str, password: &str) -> (u16, Option<u64>, String) {
+    let body = serde_json::json!({"email": email, "password": password}).to_string();
+    let r = common::http_raw(
+        s.addr,
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        &body,
+    )
+    .await;
+    let code = r.json()["error"]["code"].as_str().unwrap_or("").to_string();
+    let retry = r.header("retry-after").map(|v| v.parse().unwrap());
+    (r.status, retry, code)
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_email_and_per_address() {
+    let (s, _t) = start(|c| {
+        c.login_failures_per_email = 3;
+        c.login_failures_per_ip = 5;
+        c.login_window_secs = 300;
+    })
+    .await;
+    s.agent_account("ann@shop.test", 5).await;
+    // Successes are free.
+    for _ in 0..10 {
+        assert_eq!(
+            login(&s, "admin@localhost", common::ADMIN_PASSWORD).await.0,
+            200
+        );
+    }
+    // Three wrong passwords for Ann, then she is refused before any check,
+    // even with the right one, and told when to come back (a failure refills
+    // every 100 s).
+    for _ in 0..3 {
+        assert_eq!(login(&s, "ann@shop.test", "guess").await.0, 401);
+    }
+    for password in ["guess", "password-1"] {
+        let (status, retry, code) = login(&s, "ANN@shop.test", password).await;
+        assert_eq!((status, code.as_str()), (429, "rate_limited"));
+        assert!(retry.is_some_and(|r| (1..=100).contains(&r)), "{retry:?}");
+    }
+    // Other accounts are not locked by Ann's failures …
+    assert_eq!(
+        login(&s, "admin@localhost", common::ADMIN_PASSWORD).await.0,
+        200
+    );
+    // … but the address has now spent three of its five: two more guesses at
+    // anything, and it is refused too (refusals above cost it nothing).
+    assert_eq!(login(&s, "bob@shop.test", "x").await.0, 401);
+    assert_eq!(login(&s, "carol@shop.test", "x").await.0, 401);
+    let (status, retry, _) = login(&s, "dave@shop.test", "x").await;
+    assert_eq!(status, 429);
+    assert!(retry.is_some_and(|r| (1..=60).contains(&r)), "{retry:?}");
+    let (status, _, _) = login(&s, "admin@localhost", common::ADMIN_PASSWORD).await;
+    assert_eq!(
+        status, 429,
+        "a limited address is refused before the password is checked"
+    );
     s.stop().await;
 }

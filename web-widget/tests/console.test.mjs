@@ -15,7 +15,9 @@ let grace;
 let linus;
 
 before(async () => {
-  server = await startServer();
+  // burst() below writes 75 messages at once to build a long history: more than
+  // the default per-connection burst (60), so this server allows bigger bursts.
+  server = await startServer({ env: { SWITCHBOARD_MESSAGES_BURST: '200', SWITCHBOARD_IP_MESSAGES_BURST: '400' } });
   browser = await launchBrowser();
   grace = await server.createAgent({ email: 'grace@example.com', name: 'Grace', capacity: 5 });
   linus = await server.createAgent({ email: 'linus@example.com', name: 'Linus', capacity: 5 });

@@ -1,6 +1,8 @@
 //! REST handlers (docs/api.md). Agents authenticate with a bearer token;
 //! admin-only routes check the role. Writes return once durable.
 
+use super::conn::ConnInfo;
+use super::throttle::LoginThrottle;
 use super::{ApiError, AppState};
 use crate::hub::accounts::{AgentChanges, NewAgent};
 use crate::hub::{now_ms, Actor};
@@ -9,11 +11,13 @@ use crate::store::Customer;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::Json;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
 use switchboard_protocol::client::History;
 use switchboard_protocol::model::{ConversationStatus, Role};
 use switchboard_protocol::{AgentId, ConversationId, CustomerId, ErrorCode};
@@ -42,18 +46,18 @@ impl FromRequestParts<AppState> for Agent {
     }
 }
 
-/// An authenticated admin.
-pub(super) struct Admin(pub(super) Actor);
+/// An authenticated admin, and the token they used.
+pub(super) struct Admin(pub(super) Actor, pub(super) String);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> ApiResult<Admin> {
-        let Agent(actor, _) = Agent::from_request_parts(parts, app).await?;
+        let Agent(actor, token) = Agent::from_request_parts(parts, app).await?;
         if !actor.is_admin() {
             return Err(ApiError::new(ErrorCode::Forbidden, "admins only"));
         }
-        Ok(Admin(actor))
+        Ok(Admin(actor, token))
     }
 }
 
@@ -107,21 +111,47 @@ pub(super) struct Login {
     password: String,
 }
 
+/// Checks the password unless this email or this address has failed too
+/// often lately (see `throttle`): then 429 with `Retry-After`, before any
+/// hashing.
 pub(super) async fn login(
     State(app): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    conn: Option<Extension<ConnInfo>>,
     body: Result<Json<Login>, JsonRejection>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let Json(l) = body?;
+    let address = conn.map(|Extension(c)| c.peer.ip());
+    let attempt = match throttle.begin(&l.email, address) {
+        Ok(attempt) => attempt,
+        Err(wait) => return Ok(too_many_logins(wait)),
+    };
     let (token, expires_at, agent) = app
         .hub
         .login(&l.email, &l.password)
         .await
         .map_err(|_| ApiError::new(ErrorCode::Unauthorized, "wrong email or password"))?;
-    Ok(Json(
-        json!({ "token": token, "expires_at": expires_at, "agent": agent.view() }),
-    ))
+    attempt.succeeded();
+    Ok(
+        Json(json!({ "token": token, "expires_at": expires_at, "agent": agent.view() }))
+            .into_response(),
+    )
 }
 
+/// 429 `rate_limited` with `Retry-After` in whole seconds (rounded up).
+fn too_many_logins(wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut res = ApiError::new(
+        ErrorCode::RateLimited,
+        format!("too many failed logins: retry in {secs} s"),
+    )
+    .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    res
+}
+
+/// Revokes the caller's token and closes the WebSocket sessions opened with it.
 pub(super) async fn logout(
     State(app): State<AppState>,
     Agent(_, token): Agent,
@@ -438,7 +468,7 @@ pub(super) struct UpdateAgent {
 
 pub(super) async fn update_agent(
     State(app): State<AppState>,
-    Admin(me): Admin,
+    Admin(me, my_token): Admin,
     Path(id): Path<u64>,
     body: Result<Json<UpdateAgent>, JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
@@ -458,7 +488,9 @@ pub(super) async fn update_agent(
         password: b.password,
         disabled: b.disabled,
     };
-    let agent = app.hub.update_agent(AgentId(id), changes).await?;
+    // Changing your own password signs out your other devices, not this one.
+    let keep = (me.agent_id() == Some(AgentId(id))).then_some(my_token.as_str());
+    let agent = app.hub.update_agent(AgentId(id), changes, keep).await?;
     Ok(Json(agent.view()))
 }
 

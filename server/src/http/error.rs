@@ -56,7 +56,7 @@ impl From<HubError> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
-        HubError::Store(e).into()
+        HubError::from(e).into()
     }
 }
 

@@ -101,26 +101,26 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
     let ws_config = websocket_config(c);
     let timers = SessionTimers {
         hello: c.hello_timeout(),
-        ping: c.ping_interval(),
         idle: c.idle_timeout(),
     };
-    let (hub, shutdown, queue) = (
-        app.hub.clone(),
-        app.shutdown.child_token(),
-        c.outbound_queue,
-    );
+    let heartbeat = app.heartbeat.clone();
+    let (hub, shutdown, queue) = (app.hub.clone(), app.shutdown.clone(), c.outbound_queue);
     app.sessions.spawn(async move {
-        let upgraded = match on_upgrade.await {
+        // Boxed: the upgrade's state is gone before the session starts (see `Session::run`).
+        let upgraded = match Box::pin(on_upgrade).await {
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
-                .await;
+        let ws = Box::pin(WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(ws_config),
+        ))
+        .await;
         let admission = match admission {
             Ok(a) => a,
             // Over a connection limit: a browser sees only close codes, so say it with one.
-            Err(refusal) => return refuse(ws, refusal).await,
+            Err(refusal) => return Box::pin(refuse(ws, refusal)).await,
         };
         let settings = SessionSettings {
             encoding: chosen.unwrap_or_default(),
@@ -128,6 +128,7 @@ pub(super) async fn upgrade(State(app): State<AppState>, mut req: Request) -> Re
             timers,
             user_agent,
             limits: SessionLimits::new(admission),
+            heartbeat,
         };
         Session::new(hub, ws, settings, shutdown).run().await;
     });

@@ -1,11 +1,12 @@
 //! Agent accounts and customer erasure: the operations behind the REST API
 //! that reach into live state (tokens, sessions, routing).
 
-use super::broker::Participant;
+use super::broker::{Participant, SessionHandle};
 use super::commit::{Commit, To};
 use super::{now_ms, Actor, Hub, HubError, Result};
 use crate::auth;
 use crate::store::{AgentRecord, TokenRecord};
+use dashmap::DashMap;
 use switchboard_protocol::close;
 use switchboard_protocol::model::{ConversationStatus, Role};
 use switchboard_protocol::server::{ConversationEvent, ConversationEventKind};
@@ -13,6 +14,44 @@ use switchboard_protocol::{AgentId, CustomerId, ServerMessage};
 
 /// Shortest password an account may have.
 pub const MIN_PASSWORD: usize = 8;
+
+/// RFC 6455's "service restart": the client reconnects (and says hello again).
+const SERVICE_RESTART: u16 = 1012;
+
+/// Agent sessions by the bearer token they said hello with, so that revoking
+/// a token (logout, password change) closes exactly those sessions. Handles
+/// of sessions that have ended are dropped whenever a new one is watched.
+#[derive(Default)]
+pub(crate) struct TokenSessions {
+    by_token: DashMap<[u8; 32], (AgentId, Vec<SessionHandle>)>,
+}
+
+impl TokenSessions {
+    fn watch(&self, token: [u8; 32], agent: AgentId, session: SessionHandle) {
+        self.by_token.retain(|_, (_, sessions)| {
+            sessions.retain(|s| !s.is_closed());
+            !sessions.is_empty()
+        });
+        self.by_token
+            .entry(token)
+            .or_insert_with(|| (agent, Vec::new()))
+            .1
+            .push(session);
+    }
+
+    /// Closes (with `code`) and forgets the sessions of every token `doomed(token, agent)` picks.
+    fn close(&self, doomed: impl Fn(&[u8; 32], AgentId) -> bool, code: u16) {
+        self.by_token.retain(|token, (agent, sessions)| {
+            if !doomed(token, *agent) {
+                return true;
+            }
+            for s in sessions.iter() {
+                s.kill(code);
+            }
+            false
+        });
+    }
+}
 
 /// A new account's fields.
 pub struct NewAgent {
@@ -71,6 +110,10 @@ impl Hub {
         Ok((token, expires_at, agent))
     }
 
+    fn token_sessions(&self) -> &TokenSessions {
+        &self.shared.token_sessions
+    }
+
     /// The agent a bearer token belongs to, if it is valid, unexpired and the account enabled.
     pub fn authenticate(&self, token: &str) -> Result<Actor> {
         let record = self
@@ -88,11 +131,52 @@ impl Hub {
         Ok(Actor::agent(agent.id, &agent.name, agent.role))
     }
 
-    /// Revokes one bearer token.
+    /// [`Hub::authenticate`] for a WebSocket hello: also remembers that
+    /// `session` rides on this token, so revoking the token closes it. The
+    /// token is checked again after the session is on record: a revocation
+    /// either comes before that check (refused) or finds the session (closed).
+    pub fn authenticate_session(&self, token: &str, session: &SessionHandle) -> Result<Actor> {
+        let actor = self.authenticate(token)?;
+        let agent = actor.agent_id().ok_or(HubError::Unauthorized)?;
+        let hash = auth::token_hash(token);
+        self.token_sessions().watch(hash, agent, session.clone());
+        match self.authenticate(token) {
+            Ok(actor) => Ok(actor),
+            Err(e) => {
+                self.token_sessions()
+                    .close(|h, _| *h == hash, close::UNAUTHORIZED);
+                Err(e)
+            }
+        }
+    }
+
+    /// Revokes one bearer token and closes the sessions opened with it (4501).
     pub async fn logout(&self, token: &str) -> Result<()> {
-        self.store().remove_token(&auth::token_hash(token))?;
+        let hash = auth::token_hash(token);
+        self.store().remove_token(&hash)?;
         let permit = self.reserve().await?;
-        self.sync(permit, Commit::default()).await
+        self.sync(permit, Commit::default()).await?;
+        self.token_sessions()
+            .close(|h, _| *h == hash, close::UNAUTHORIZED);
+        Ok(())
+    }
+
+    /// Revokes every token of `agent` but `keep`, and closes the sessions opened with them.
+    fn revoke_tokens_but(&self, agent: AgentId, keep: Option<&str>) -> Result<()> {
+        let keep = keep.map(auth::token_hash);
+        let kept = match &keep {
+            Some(hash) => self.store().token(hash)?.filter(|t| t.agent_id == agent),
+            None => None,
+        };
+        self.store().revoke_agent_tokens(agent)?;
+        if let (Some(hash), Some(record)) = (&keep, &kept) {
+            self.store().put_token(hash, record)?;
+        }
+        self.token_sessions().close(
+            |h, a| a == agent && (kept.is_none() || keep.as_ref() != Some(h)),
+            close::UNAUTHORIZED,
+        );
+        Ok(())
     }
 
     /// Creates an agent account (durably).
@@ -129,9 +213,17 @@ impl Hub {
         Ok(record)
     }
 
-    /// Changes an account. Disabling revokes its tokens, closes its sessions and
-    /// sends its open conversations back to the queue.
-    pub async fn update_agent(&self, id: AgentId, changes: AgentChanges) -> Result<AgentRecord> {
+    /// Changes an account. A new password revokes the account's tokens (but
+    /// `keep`, the token of an admin changing their own) and closes the
+    /// sessions opened with them. A new role closes the account's sessions
+    /// with 1012 so they reconnect under it. Disabling revokes every token,
+    /// closes every session and sends its open conversations back to the queue.
+    pub async fn update_agent(
+        &self,
+        id: AgentId,
+        changes: AgentChanges,
+        keep: Option<&str>,
+    ) -> Result<AgentRecord> {
         let mut record = self.store().agent(id)?.ok_or(HubError::NotFound)?;
         if let Some(p) = &changes.password {
             check_password(p)?;
@@ -139,12 +231,13 @@ impl Hub {
             record.password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&p))
                 .await
                 .map_err(|_| HubError::ShuttingDown)?;
-            self.store().revoke_agent_tokens(id)?;
         }
         if let Some(n) = changes.name {
             super::ops::check_field("name", Some(&n))?;
             record.name = n;
         }
+        // A session keeps the role it said hello with: make it say hello again.
+        let new_role = changes.role.is_some_and(|r| r != record.role);
         record.role = changes.role.unwrap_or(record.role);
         if let Some(c) = changes.capacity {
             if c > super::ops::MAX_CAPACITY {
@@ -170,8 +263,13 @@ impl Hub {
         if disabling {
             self.store().revoke_agent_tokens(id)?;
             self.broker().kill(Participant::Agent(id), close::FORBIDDEN);
+        } else if changes.password.is_some() {
+            self.revoke_tokens_but(id, keep)?;
         }
         self.sync(permit, commit).await?;
+        if new_role {
+            self.broker().kill(Participant::Agent(id), SERVICE_RESTART);
+        }
         Ok(record)
     }
 

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use switchboard_protocol::{close, AgentId, CustomerId, ServerMessage};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 /// Someone who can be sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,22 +30,42 @@ pub struct SessionHandle {
 }
 
 /// Tells a session to close itself with a code (slow consumer, revoked, …).
+/// A code and a `Notify`: no allocation of its own, since every connection has one.
 #[derive(Default)]
 pub struct KillSwitch {
-    token: CancellationToken,
     code: AtomicU16,
+    tripped: tokio::sync::Notify,
 }
 
 impl KillSwitch {
     /// The code the session was asked to close with, once it was.
     pub fn code(&self) -> Option<u16> {
-        self.token
-            .is_cancelled()
-            .then(|| self.code.load(Ordering::Acquire))
+        match self.code.load(Ordering::Acquire) {
+            0 => None,
+            code => Some(code),
+        }
     }
 
-    pub fn token(&self) -> &CancellationToken {
-        &self.token
+    /// Resolves once the switch is tripped (at once if it already was). For the session only.
+    pub async fn tripped(&self) {
+        if self.code().is_some() {
+            return;
+        }
+        // notify_one keeps a permit when nobody waits, so a trip between the
+        // check above and this wait is not lost.
+        self.tripped.notified().await;
+    }
+
+    /// Trips the switch with `code` (the first code wins); true for the call that tripped it.
+    fn trip(&self, code: u16) -> bool {
+        let first = self
+            .code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if first {
+            self.tripped.notify_one();
+        }
+        first
     }
 }
 
@@ -94,16 +113,15 @@ impl SessionHandle {
         }
     }
 
+    /// Whether the session has ended (its outbound queue is gone).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Asks the session to close with `code` (the first code asked for wins);
     /// true for the call that asked first.
     pub fn kill(&self, code: u16) -> bool {
-        let first = self
-            .kill
-            .code
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        self.kill.token.cancel();
-        first
+        self.kill.trip(code)
     }
 }
 

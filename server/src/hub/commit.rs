@@ -8,6 +8,14 @@
 //! what makes durable acks cheap. Because commits are queued while the
 //! conversation they touch is locked, per-conversation order is sequence
 //! order, and so is delivery order.
+//!
+//! A failed flush marks the store unwritable and refuses the batch: senders
+//! get `store_unavailable` with their client id, nothing is delivered. While
+//! the store is unwritable every batch is refused without flushing, until the
+//! hub's recovery (`hub::recovery`) has reopened the store. A commit carries the
+//! store epoch its [`Permit`] was taken in; it is acknowledged only by a
+//! successful flush of that same epoch, so writes that died with a closed
+//! database are never acknowledged by a flush of its successor.
 
 use super::broker::{Broker, Outbound, Participant, Published, SessionHandle};
 use crate::metrics::Metrics;
@@ -39,6 +47,15 @@ pub(crate) struct Commit {
     pub(crate) deliveries: Vec<(To, Outbound)>,
     /// For callers that wait for durability (REST).
     pub(crate) done: Option<oneshot::Sender<bool>>,
+    /// The store epoch the writes were made in (set from the [`Permit`]).
+    pub(crate) epoch: u64,
+}
+
+/// A reserved slot in the commit queue, taken before an operation writes
+/// anything, with the store epoch at that moment.
+pub(crate) struct Permit {
+    pub(super) slot: mpsc::OwnedPermit<Job>,
+    pub(super) epoch: u64,
 }
 
 impl Commit {
@@ -90,18 +107,35 @@ fn run(mut rx: mpsc::Receiver<Job>, store: &Store, broker: &dyn Broker, metrics:
                 break;
             }
         }
+        if !store.is_writable() {
+            // Until recovery: no flush (it would fail, or race recovery's own).
+            batch.drain(..).for_each(refuse);
+            continue;
+        }
         let started = Instant::now();
         let flushed = store.flush();
         metrics.observe_flush(started.elapsed(), batch.len());
         match flushed {
-            Ok(_) => batch.drain(..).for_each(|c| announce(c, broker, metrics)),
+            Ok(epoch) => batch.drain(..).for_each(|c| {
+                if c.epoch == epoch {
+                    announce(c, broker, metrics)
+                } else {
+                    refuse(c)
+                }
+            }),
             Err(e) => {
                 tracing::error!(error = %e, commits = batch.len(), "store flush failed; refusing the batch");
+                store.mark_unwritable(&e);
+                metrics.store_unavailable.set(1);
                 batch.drain(..).for_each(refuse);
             }
         }
     }
-    if let Err(e) = store.flush() {
+    if !store.is_writable() {
+        tracing::error!(
+            "stopping with the store unwritable; the last refused writes are not saved"
+        );
+    } else if let Err(e) = store.flush() {
         tracing::error!(error = %e, "final store flush failed");
     }
 }
@@ -130,7 +164,7 @@ fn refuse(c: Commit) {
     if let Some((session, ack)) = c.ack {
         session.offer(&Arc::new(ServerMessage::Error(ErrorMessage {
             code: ErrorCode::StoreUnavailable,
-            message: "the store could not write; the message was not saved".into(),
+            message: "the store could not write: the message is not acknowledged; retry later with the same client_id".into(),
             client_id: Some(ack.client_id),
             conversation_id: Some(ack.conversation_id),
         })));

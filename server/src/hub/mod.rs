@@ -12,18 +12,23 @@
 //! and neither is held across an `.await`. A commit is queued while its
 //! conversation is still locked, so commits of one conversation reach the
 //! committer in sequence order.
+//!
+//! When the store cannot write, [`Hub::reserve`] refuses every write up front
+//! with [`HubError::StoreUnavailable`] while reads go on from what the store
+//! holds; `recovery` reopens the store once the disk takes writes again.
 
 pub mod accounts;
 mod bot;
 pub mod broker;
 pub(crate) mod commit;
 mod ops;
+mod recovery;
 pub(crate) mod routing;
 
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoredConversation};
 use broker::{Broker, Participant, SessionHandle};
-use commit::{Commit, Job, To};
+use commit::{Commit, Job, Permit, To};
 use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
 use routing::Routing;
@@ -121,7 +126,19 @@ pub enum HubError {
     #[error("the store could not write; nothing was saved")]
     StoreUnavailable,
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for HubError {
+    /// A store that cannot write is an expected outage the client is told
+    /// about (`store_unavailable`), not an internal error.
+    fn from(e: StoreError) -> HubError {
+        if e.is_unavailable() {
+            HubError::StoreUnavailable
+        } else {
+            HubError::Store(e)
+        }
+    }
 }
 
 impl HubError {
@@ -180,6 +197,7 @@ struct Shared {
     broker: Arc<dyn Broker>,
     commits: mpsc::Sender<Job>,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    recovery: Mutex<Option<recovery::Handle>>,
     conversations: DashMap<ConversationId, ConvState>,
     routing: Mutex<Routing>,
     visitor_tokens: crate::auth::VisitorTokens,
@@ -187,6 +205,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     next_session: AtomicU64,
     nlp: Option<Arc<crate::nlp::Nlp>>,
+    /// Agent sessions by bearer token, closed when their token is revoked.
+    token_sessions: accounts::TokenSessions,
 }
 
 impl Hub {
@@ -212,6 +232,7 @@ impl Hub {
                 broker,
                 commits,
                 committer: Mutex::new(Some(thread)),
+                recovery: Mutex::new(None),
                 conversations: DashMap::new(),
                 routing: Mutex::new(Routing::default()),
                 visitor_tokens: crate::auth::VisitorTokens::new(secret, ttl),
@@ -219,9 +240,14 @@ impl Hub {
                 metrics,
                 next_session: AtomicU64::new(1),
                 nlp,
+                token_sessions: Default::default(),
             }),
         };
         hub.load()?;
+        *hub.shared
+            .recovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(recovery::spawn(&hub));
         Ok(hub)
     }
 
@@ -311,27 +337,33 @@ impl Hub {
         )
     }
 
-    /// Reserves room in the commit queue (backpressure) before any lock is taken.
-    pub(crate) async fn reserve(&self) -> Result<mpsc::OwnedPermit<Job>> {
-        self.shared
+    /// Reserves room in the commit queue (backpressure) before any lock is
+    /// taken and anything is written. Refuses while the store cannot write.
+    pub(crate) async fn reserve(&self) -> Result<Permit> {
+        let slot = self
+            .shared
             .commits
             .clone()
             .reserve_owned()
             .await
-            .map_err(|_| HubError::ShuttingDown)
+            .map_err(|_| HubError::ShuttingDown)?;
+        // The epoch first: a reopen after this point makes the commit's epoch
+        // stale, and the committer refuses it rather than ack lost writes.
+        let epoch = self.store().epoch();
+        if !self.store().is_writable() {
+            return Err(HubError::StoreUnavailable);
+        }
+        Ok(Permit { slot, epoch })
     }
 
     /// Queues a commit without waiting; used where the caller holds a permit.
-    pub(crate) fn send(permit: mpsc::OwnedPermit<Job>, commit: Commit) {
-        permit.send(Job::Commit(commit));
+    pub(crate) fn send(permit: Permit, mut commit: Commit) {
+        commit.epoch = permit.epoch;
+        permit.slot.send(Job::Commit(commit));
     }
 
     /// Waits until everything queued so far is durable (REST writes).
-    pub(crate) async fn sync(
-        &self,
-        permit: mpsc::OwnedPermit<Job>,
-        mut commit: Commit,
-    ) -> Result<()> {
+    pub(crate) async fn sync(&self, permit: Permit, mut commit: Commit) -> Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         commit.done = Some(tx);
         Hub::send(permit, commit);
@@ -434,6 +466,15 @@ impl Hub {
 
     /// Stops the committer after everything queued so far, and waits for its last flush.
     pub async fn shutdown(&self) {
+        let recovery = self
+            .shared
+            .recovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(r) = recovery {
+            let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+        }
         let _ = self.shared.commits.send(Job::Stop).await;
         let thread = self
             .shared

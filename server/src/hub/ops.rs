@@ -315,7 +315,7 @@ impl Hub {
         draft: Draft,
         origin: Option<&SessionHandle>,
         mut commit: Commit,
-        permit: tokio::sync::mpsc::OwnedPermit<super::commit::Job>,
+        permit: super::commit::Permit,
     ) -> Result<Message> {
         let msg = Message {
             id: MessageId(self.store().next_id()?),
@@ -833,7 +833,12 @@ impl Hub {
         if let Some(ua) = user_agent {
             customer.user_agent = Some(ua.chars().take(MAX_FIELD_BYTES / 2).collect());
         }
-        self.store().put_customer(&customer)?;
+        // A returning visitor may still connect and read while the store cannot write.
+        if let Err(e) = self.store().put_customer(&customer) {
+            if !(e.is_unavailable() && self.store().customer(customer.id)?.is_some()) {
+                return Err(e.into());
+            }
+        }
         let (token, expires) = self.visitor_tokens().issue(customer.id, now / 1000);
         let conversations = self.customer_views(customer.id, WELCOME_CONVERSATIONS)?;
         let actor = Actor::visitor(customer.id, customer.name.clone());

@@ -7,18 +7,35 @@
 //! which calls [`Store::flush`] once per batch of writes (group commit) before
 //! anything is acknowledged. Keys put ids first, big-endian, so prefix scans
 //! come back in order.
+//!
+//! Faults: once sled 0.34 fails to write its log (disk full, I/O error) it
+//! keeps a global error and refuses every later write and flush, even after
+//! the disk has room again; only opening the database anew clears it. So the
+//! store tracks whether it is *writable* (a failed write or flush clears it),
+//! and [`Store::reopen`] drops the sled handles and opens the folder again,
+//! which starts a new *epoch*: writes made into an older epoch's memory are
+//! gone unless they had reached the disk, and a flush only vouches for writes
+//! made in its own epoch (see `hub::commit`).
 
 mod records;
 
 pub use records::{AgentRecord, Customer, StoredConversation, TokenRecord};
 
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 use switchboard_protocol::codec::{from_bincode, to_bincode, DecodeError};
 use switchboard_protocol::model::Message;
 use switchboard_protocol::{AgentId, ConversationId, CustomerId};
 
 /// Format byte written before every stored value. Bump it (and migrate) when a record changes shape.
 const VALUE_FORMAT: u8 = 1;
+/// Bytes [`Store::probe`] writes: about half a sled log segment.
+const PROBE_BYTES: usize = 256 * 1024;
+/// How long [`Store::reopen`] waits for in-flight calls to let go of the old database.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,13 +47,55 @@ pub enum StoreError {
         #[source]
         source: DecodeError,
     },
+    /// A reopen closed the database and could not open it again (yet).
+    #[error("storage: the database is closed")]
+    Closed,
+    /// The data folder cannot be written (probe) or synced.
+    #[error("storage: {0}")]
+    Io(#[from] std::io::Error),
+    /// In-flight calls held the old database past [`RELEASE_WAIT`]; try again.
+    #[error("storage: the database is busy; not reopened")]
+    Busy,
+}
+
+impl StoreError {
+    /// Whether this is the store failing to write or being unavailable (as
+    /// opposed to a bug or a corrupt record): the client is told `store_unavailable`.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sled(sled::Error::Io(_))
+                | StoreError::Closed
+                | StoreError::Io(_)
+                | StoreError::Busy
+        )
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Handle to the store; cheap to clone (sled trees are `Arc`s inside).
+/// Handle to the store; cheap to clone (every clone sees the same database, also after a reopen).
 #[derive(Clone)]
 pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    /// The open database. Calls clone the `Arc` and let go of it when done, so
+    /// [`Store::reopen`] can tell when nobody uses the old one. `None` only
+    /// while a reopen failed half-way.
+    trees: RwLock<Option<Arc<Trees>>>,
+    /// Cleared by a failed write or flush, set again by the hub's recovery.
+    writable: AtomicBool,
+    /// Bumped by every reopen.
+    epoch: AtomicU64,
+}
+
+/// One opened sled database and its trees.
+struct Trees {
+    /// The [`Store::epoch`] this database was opened in.
+    epoch: u64,
     db: sled::Db,
     /// `"visitor_secret"` → 32 random bytes; `"format"` → VALUE_FORMAT; `"knowledge_base"` → JSON.
     meta: sled::Tree,
@@ -58,6 +117,35 @@ pub struct Store {
     email_agentid: sled::Tree,
     /// SHA-256 of a bearer token → TokenRecord (the token itself is never stored).
     tokenhash_token: sled::Tree,
+}
+
+impl Trees {
+    fn open(dir: &Path, epoch: u64) -> Result<Trees> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(64 * 1024 * 1024)
+            // The committer flushes explicitly; sled's own timer flush adds
+            // nothing but contention with it.
+            .flush_every_ms(None)
+            .open()?;
+        let tree = |name: &str| db.open_tree(name);
+        let trees = Trees {
+            epoch,
+            meta: tree("meta")?,
+            conversationid_conversation: tree("conversationid_conversation")?,
+            conversationid_seq_message: tree("conversationid_seq_message")?,
+            conversationid_clientid_seq: tree("conversationid_clientid_seq")?,
+            customerid_customer: tree("customerid_customer")?,
+            customerid_conversationid: tree("customerid_conversationid")?,
+            externalid_customerid: tree("externalid_customerid")?,
+            agentid_agent: tree("agentid_agent")?,
+            email_agentid: tree("email_agentid")?,
+            tokenhash_token: tree("tokenhash_token")?,
+            db,
+        };
+        trees.meta.insert("format", &[VALUE_FORMAT])?;
+        Ok(trees)
+    }
 }
 
 fn key2(a: u64, b: u64) -> [u8; 16] {
@@ -82,6 +170,14 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// A result as two options, for iterators that start with an error or with items.
+fn split<T, E>(r: std::result::Result<T, E>) -> (Option<T>, Option<E>) {
+    match r {
+        Ok(t) => (Some(t), None),
+        Err(e) => (None, Some(e)),
+    }
+}
+
 fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
     from_bincode(VALUE_FORMAT, bytes).map_err(|source| StoreError::Corrupt { tree, source })
 }
@@ -93,52 +189,154 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(64 * 1024 * 1024)
-            // The committer flushes explicitly; sled's own timer flush adds
-            // nothing but contention with it.
-            .flush_every_ms(None)
-            .open()?;
-        let tree = |name: &str| db.open_tree(name);
-        let store = Store {
-            meta: tree("meta")?,
-            conversationid_conversation: tree("conversationid_conversation")?,
-            conversationid_seq_message: tree("conversationid_seq_message")?,
-            conversationid_clientid_seq: tree("conversationid_clientid_seq")?,
-            customerid_customer: tree("customerid_customer")?,
-            customerid_conversationid: tree("customerid_conversationid")?,
-            externalid_customerid: tree("externalid_customerid")?,
-            agentid_agent: tree("agentid_agent")?,
-            email_agentid: tree("email_agentid")?,
-            tokenhash_token: tree("tokenhash_token")?,
-            db,
-        };
-        store.meta.insert("format", &[VALUE_FORMAT])?;
-        Ok(store)
+        let trees = Trees::open(dir, 0)?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                dir: dir.to_path_buf(),
+                trees: RwLock::new(Some(Arc::new(trees))),
+                writable: AtomicBool::new(true),
+                epoch: AtomicU64::new(0),
+            }),
+        })
     }
 
-    /// Makes every write so far durable (see ARCHITECTURE.md, "What an ack guarantees").
-    pub fn flush(&self) -> Result<usize> {
-        Ok(self.db.flush()?)
+    /// The open database, for one call.
+    fn trees(&self) -> Result<Arc<Trees>> {
+        self.shared
+            .trees
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Closed)
+    }
+
+    /// Passes a write's result on; an I/O error marks the store unwritable.
+    fn wrote<T>(&self, result: sled::Result<T>) -> Result<T> {
+        if let Err(sled::Error::Io(e)) = &result {
+            self.mark_unwritable(e);
+        }
+        Ok(result?)
+    }
+
+    /// Makes every write so far durable (see ARCHITECTURE.md, "What an ack
+    /// guarantees"). Returns the epoch of the database it flushed: writes made
+    /// in another epoch are not covered.
+    pub fn flush(&self) -> Result<u64> {
+        let t = self.trees()?;
+        self.wrote(t.db.flush())?;
+        Ok(t.epoch)
+    }
+
+    /// Whether writes are expected to work: false from a failed write or
+    /// flush until the hub's recovery has reopened and flushed the store.
+    pub fn is_writable(&self) -> bool {
+        self.shared.writable.load(Ordering::Acquire)
+    }
+
+    /// Records that the store failed to write (logged once per outage).
+    pub fn mark_unwritable(&self, why: &dyn std::fmt::Display) {
+        if self.shared.writable.swap(false, Ordering::AcqRel) {
+            tracing::error!(error = %why, "the store cannot write; refusing writes until it recovers");
+        }
+    }
+
+    /// Records that the store writes again.
+    pub fn mark_writable(&self) {
+        if !self.shared.writable.swap(true, Ordering::AcqRel) {
+            tracing::warn!(epoch = self.epoch(), "the store writes again");
+        }
+    }
+
+    /// How many times the database has been reopened since the process started.
+    pub fn epoch(&self) -> u64 {
+        self.shared.epoch.load(Ordering::Acquire)
+    }
+
+    /// Checks that the data folder takes writes again: writes, syncs and
+    /// removes a scratch file of [`PROBE_BYTES`].
+    pub fn probe(&self) -> Result<()> {
+        let path = self.shared.dir.join("write-probe");
+        let written = std::fs::File::create(&path).and_then(|mut f| {
+            f.write_all(&[0u8; PROBE_BYTES])?;
+            f.sync_all()
+        });
+        let removed = std::fs::remove_file(&path);
+        written?;
+        Ok(removed?)
+    }
+
+    /// Closes the database and opens it again from disk, which clears a
+    /// failed sled's sticky error. Waits (up to [`RELEASE_WAIT`]) for calls
+    /// in flight to let go of the old database; calls made meanwhile wait for
+    /// the new one. Whatever the old one held only in memory is lost, so the
+    /// caller must reconcile its own state with what is on disk.
+    pub fn reopen(&self) -> Result<()> {
+        let deadline = Instant::now() + RELEASE_WAIT;
+        loop {
+            let mut slot = self
+                .shared
+                .trees
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if slot.as_ref().is_some_and(|t| Arc::strong_count(t) > 1) {
+                drop(slot);
+                if Instant::now() > deadline {
+                    return Err(StoreError::Busy);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            let epoch = self.shared.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+            // Dropping the last handle closes sled's files and releases its lock.
+            *slot = None;
+            let trees = self.open_again(epoch)?;
+            *slot = Some(Arc::new(trees));
+            return Ok(());
+        }
+    }
+
+    /// Opens the folder for `epoch`, retrying briefly while sled's background
+    /// threads still hold the old file lock, then syncs the log so that what
+    /// the old database had written (and will now be read back) is on disk.
+    fn open_again(&self, epoch: u64) -> Result<Trees> {
+        let dir = &self.shared.dir;
+        let mut tries = 0;
+        let trees = loop {
+            match Trees::open(dir, epoch) {
+                Ok(t) => break t,
+                Err(StoreError::Sled(sled::Error::Io(e))) if tries < 20 => {
+                    tracing::debug!(error = %e, "reopening the store: retrying");
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        std::fs::File::open(dir.join("db"))?.sync_all()?;
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(trees)
     }
 
     /// A new id, unique in this store, never 0, below 2^53.
     pub fn next_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()? + 1)
+        let t = self.trees()?;
+        Ok(self.wrote(t.db.generate_id())? + 1)
     }
 
     /// The secret that signs visitor tokens, created on first use.
     pub fn visitor_secret(&self) -> Result<Vec<u8>> {
-        if let Some(s) = self.meta.get("visitor_secret")? {
+        let t = self.trees()?;
+        if let Some(s) = t.meta.get("visitor_secret")? {
             return Ok(s.to_vec());
         }
         let secret: [u8; 32] = rand::random();
-        self.meta
-            .compare_and_swap("visitor_secret", None as Option<&[u8]>, Some(&secret[..]))?
-            .ok();
-        Ok(self
-            .meta
+        self.wrote(t.meta.compare_and_swap(
+            "visitor_secret",
+            None as Option<&[u8]>,
+            Some(&secret[..]),
+        ))?
+        .ok();
+        Ok(t.meta
             .get("visitor_secret")?
             .map(|s| s.to_vec())
             .unwrap_or_default())
@@ -147,26 +345,32 @@ impl Store {
     /// The knowledge base admins saved (JSON), if any.
     pub fn knowledge_base(&self) -> Result<Option<String>> {
         Ok(self
+            .trees()?
             .meta
             .get("knowledge_base")?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     pub fn put_knowledge_base(&self, json: &str) -> Result<()> {
-        self.meta.insert("knowledge_base", json.as_bytes())?;
+        let t = self.trees()?;
+        self.wrote(t.meta.insert("knowledge_base", json.as_bytes()))?;
         Ok(())
     }
 
     // ---- conversations ----
 
     pub fn put_conversation(&self, c: &StoredConversation) -> Result<()> {
-        self.conversationid_conversation
-            .insert(c.id.to_be_bytes(), encode(c))?;
+        let t = self.trees()?;
+        self.wrote(
+            t.conversationid_conversation
+                .insert(c.id.to_be_bytes(), encode(c)),
+        )?;
         Ok(())
     }
 
     pub fn conversation(&self, id: ConversationId) -> Result<Option<StoredConversation>> {
-        self.conversationid_conversation
+        self.trees()?
+            .conversationid_conversation
             .get(id.to_be_bytes())?
             .map(|v| decode("conversations", &v))
             .transpose()
@@ -174,25 +378,37 @@ impl Store {
 
     /// Every conversation, in id order.
     pub fn conversations(&self) -> impl Iterator<Item = Result<StoredConversation>> + '_ {
-        self.conversationid_conversation
-            .iter()
-            .map(|r| decode("conversations", &r?.1))
+        let (trees, failed) = split(self.trees());
+        let iter = trees.as_ref().map(|t| t.conversationid_conversation.iter());
+        // `trees` moves into the closure: the database stays open while the iterator lives.
+        failed
+            .into_iter()
+            .map(Err)
+            .chain(iter.into_iter().flatten().map(move |r| {
+                let _open = &trees;
+                decode("conversations", &r?.1)
+            }))
     }
 
     pub fn conversation_count(&self) -> usize {
-        self.conversationid_conversation.len()
+        self.trees()
+            .map_or(0, |t| t.conversationid_conversation.len())
     }
 
     /// Links a new conversation to its customer.
     pub fn link_conversation(&self, customer: CustomerId, conv: ConversationId) -> Result<()> {
-        self.customerid_conversationid
-            .insert(key2(customer.0, conv.0), &[])?;
+        let t = self.trees()?;
+        self.wrote(
+            t.customerid_conversationid
+                .insert(key2(customer.0, conv.0), &[]),
+        )?;
         Ok(())
     }
 
     /// A customer's conversation ids, oldest first.
     pub fn customer_conversations(&self, customer: CustomerId) -> Result<Vec<ConversationId>> {
-        self.customerid_conversationid
+        self.trees()?
+            .customerid_conversationid
             .scan_prefix(customer.to_be_bytes())
             .keys()
             .map(|k| Ok(ConversationId(u64_at(&k?, 8))))
@@ -203,12 +419,17 @@ impl Store {
 
     /// Stores a message and remembers its client id.
     pub fn put_message(&self, m: &Message) -> Result<()> {
+        let t = self.trees()?;
         let conv = m.conversation_id.0;
-        self.conversationid_seq_message
-            .insert(key2(conv, m.seq), encode(m))?;
+        self.wrote(
+            t.conversationid_seq_message
+                .insert(key2(conv, m.seq), encode(m)),
+        )?;
         if let Some(cid) = &m.client_id {
-            self.conversationid_clientid_seq
-                .insert(key_bytes(conv, cid.as_bytes()), &m.seq.to_be_bytes())?;
+            self.wrote(
+                t.conversationid_clientid_seq
+                    .insert(key_bytes(conv, cid.as_bytes()), &m.seq.to_be_bytes()),
+            )?;
         }
         Ok(())
     }
@@ -220,6 +441,7 @@ impl Store {
         client_id: &str,
     ) -> Result<Option<Message>> {
         let Some(seq) = self
+            .trees()?
             .conversationid_clientid_seq
             .get(key_bytes(conv.0, client_id.as_bytes()))?
         else {
@@ -229,7 +451,8 @@ impl Store {
     }
 
     pub fn message(&self, conv: ConversationId, seq: u64) -> Result<Option<Message>> {
-        self.conversationid_seq_message
+        self.trees()?
+            .conversationid_seq_message
             .get(key2(conv.0, seq))?
             .map(|v| decode("messages", &v))
             .transpose()
@@ -238,6 +461,7 @@ impl Store {
     /// Sequence number of a conversation's newest message (0 if none).
     pub fn last_seq(&self, conv: ConversationId) -> Result<u64> {
         Ok(self
+            .trees()?
             .conversationid_seq_message
             .scan_prefix(conv.to_be_bytes())
             .keys()
@@ -257,7 +481,8 @@ impl Store {
         if from > to {
             return Ok(Vec::new());
         }
-        self.conversationid_seq_message
+        self.trees()?
+            .conversationid_seq_message
             .range(key2(conv.0, from)..=key2(conv.0, to))
             .values()
             .take(limit)
@@ -273,6 +498,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Message>> {
         let mut out: Vec<Message> = self
+            .trees()?
             .conversationid_seq_message
             .range(key2(conv.0, 0)..key2(conv.0, before))
             .values()
@@ -286,31 +512,34 @@ impl Store {
 
     /// Erases a conversation with its messages and client-id index.
     pub fn delete_conversation(&self, c: &StoredConversation) -> Result<()> {
+        let t = self.trees()?;
         for tree in [
-            &self.conversationid_seq_message,
-            &self.conversationid_clientid_seq,
+            &t.conversationid_seq_message,
+            &t.conversationid_clientid_seq,
         ] {
             for key in tree.scan_prefix(c.id.to_be_bytes()).keys() {
-                tree.remove(key?)?;
+                self.wrote(tree.remove(key?))?;
             }
         }
-        self.customerid_conversationid
-            .remove(key2(c.customer_id.0, c.id.0))?;
-        self.conversationid_conversation
-            .remove(c.id.to_be_bytes())?;
+        self.wrote(
+            t.customerid_conversationid
+                .remove(key2(c.customer_id.0, c.id.0)),
+        )?;
+        self.wrote(t.conversationid_conversation.remove(c.id.to_be_bytes()))?;
         Ok(())
     }
 
     // ---- customers ----
 
     pub fn put_customer(&self, c: &Customer) -> Result<()> {
-        self.customerid_customer
-            .insert(c.id.to_be_bytes(), encode(c))?;
+        let t = self.trees()?;
+        self.wrote(t.customerid_customer.insert(c.id.to_be_bytes(), encode(c)))?;
         Ok(())
     }
 
     pub fn customer(&self, id: CustomerId) -> Result<Option<Customer>> {
-        self.customerid_customer
+        self.trees()?
+            .customerid_customer
             .get(id.to_be_bytes())?
             .map(|v| decode("customers", &v))
             .transpose()
@@ -322,31 +551,43 @@ impl Store {
         before: Option<CustomerId>,
     ) -> impl Iterator<Item = Result<Customer>> + '_ {
         let end = before.map_or(u64::MAX, |b| b.0);
-        self.customerid_customer
-            .range(..end.to_be_bytes())
-            .values()
-            .rev()
-            .map(|v| decode("customers", &v?))
+        let (trees, failed) = split(self.trees());
+        let iter = trees
+            .as_ref()
+            .map(|t| t.customerid_customer.range(..end.to_be_bytes()));
+        // `trees` moves into the closure: the database stays open while the iterator lives.
+        failed
+            .into_iter()
+            .map(Err)
+            .chain(iter.into_iter().flatten().rev().map(move |r| {
+                let _open = &trees;
+                decode("customers", &r?.1)
+            }))
     }
 
     pub fn delete_customer(&self, c: &Customer) -> Result<()> {
+        let t = self.trees()?;
         if let Some(ext) = &c.external_id {
-            self.externalid_customerid.remove(ext.as_bytes())?;
+            self.wrote(t.externalid_customerid.remove(ext.as_bytes()))?;
         }
-        self.customerid_customer.remove(c.id.to_be_bytes())?;
+        self.wrote(t.customerid_customer.remove(c.id.to_be_bytes()))?;
         Ok(())
     }
 
     pub fn customer_by_external_id(&self, external: &str) -> Result<Option<CustomerId>> {
         Ok(self
+            .trees()?
             .externalid_customerid
             .get(external.as_bytes())?
             .map(|v| CustomerId(u64_at(&v, 0))))
     }
 
     pub fn link_external_id(&self, external: &str, id: CustomerId) -> Result<()> {
-        self.externalid_customerid
-            .insert(external.as_bytes(), &id.to_be_bytes())?;
+        let t = self.trees()?;
+        self.wrote(
+            t.externalid_customerid
+                .insert(external.as_bytes(), &id.to_be_bytes()),
+        )?;
         Ok(())
     }
 
@@ -355,12 +596,13 @@ impl Store {
     /// Stores an agent, keeping the email index in step. Returns `false` (and
     /// stores nothing) when another agent already has that email.
     pub fn put_agent(&self, a: &AgentRecord) -> Result<bool> {
+        let t = self.trees()?;
         let email = a.email.to_lowercase();
-        let claimed = self.email_agentid.compare_and_swap(
+        let claimed = self.wrote(t.email_agentid.compare_and_swap(
             email.as_bytes(),
             None as Option<&[u8]>,
             Some(&a.id.to_be_bytes()[..]),
-        )?;
+        ))?;
         if let Err(existing) = claimed {
             let owner = existing.current.map(|v| u64_at(&v, 0));
             if owner != Some(a.id.0) {
@@ -370,29 +612,35 @@ impl Store {
         if let Some(old) = self.agent(a.id)? {
             let old_email = old.email.to_lowercase();
             if old_email != email {
-                self.email_agentid.remove(old_email.as_bytes())?;
+                self.wrote(t.email_agentid.remove(old_email.as_bytes()))?;
             }
         }
-        self.agentid_agent.insert(a.id.to_be_bytes(), encode(a))?;
+        self.wrote(t.agentid_agent.insert(a.id.to_be_bytes(), encode(a)))?;
         Ok(true)
     }
 
     pub fn agent(&self, id: AgentId) -> Result<Option<AgentRecord>> {
-        self.agentid_agent
+        self.trees()?
+            .agentid_agent
             .get(id.to_be_bytes())?
             .map(|v| decode("agents", &v))
             .transpose()
     }
 
     pub fn agent_by_email(&self, email: &str) -> Result<Option<AgentRecord>> {
-        match self.email_agentid.get(email.to_lowercase().as_bytes())? {
+        let id = self
+            .trees()?
+            .email_agentid
+            .get(email.to_lowercase().as_bytes())?;
+        match id {
             Some(id) => self.agent(AgentId(u64_at(&id, 0))),
             None => Ok(None),
         }
     }
 
     pub fn agents(&self) -> Result<Vec<AgentRecord>> {
-        self.agentid_agent
+        self.trees()?
+            .agentid_agent
             .iter()
             .values()
             .map(|v| decode("agents", &v?))
@@ -400,9 +648,9 @@ impl Store {
     }
 
     pub fn delete_agent(&self, a: &AgentRecord) -> Result<()> {
-        self.email_agentid
-            .remove(a.email.to_lowercase().as_bytes())?;
-        self.agentid_agent.remove(a.id.to_be_bytes())?;
+        let t = self.trees()?;
+        self.wrote(t.email_agentid.remove(a.email.to_lowercase().as_bytes()))?;
+        self.wrote(t.agentid_agent.remove(a.id.to_be_bytes()))?;
         self.revoke_agent_tokens(a.id)?;
         Ok(())
     }
@@ -410,30 +658,34 @@ impl Store {
     // ---- agent bearer tokens ----
 
     pub fn put_token(&self, hash: &[u8; 32], t: &TokenRecord) -> Result<()> {
-        self.tokenhash_token.insert(hash, encode(t))?;
+        let trees = self.trees()?;
+        self.wrote(trees.tokenhash_token.insert(hash, encode(t)))?;
         Ok(())
     }
 
     pub fn token(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>> {
-        self.tokenhash_token
+        self.trees()?
+            .tokenhash_token
             .get(hash)?
             .map(|v| decode("tokens", &v))
             .transpose()
     }
 
     pub fn remove_token(&self, hash: &[u8; 32]) -> Result<()> {
-        self.tokenhash_token.remove(hash)?;
+        let t = self.trees()?;
+        self.wrote(t.tokenhash_token.remove(hash))?;
         Ok(())
     }
 
     /// Removes every token of an agent (disable, password change). A scan:
     /// token counts are small and this is rare.
     pub fn revoke_agent_tokens(&self, agent: AgentId) -> Result<()> {
-        for entry in self.tokenhash_token.iter() {
+        let trees = self.trees()?;
+        for entry in trees.tokenhash_token.iter() {
             let (k, v) = entry?;
             let t: TokenRecord = decode("tokens", &v)?;
             if t.agent_id == agent {
-                self.tokenhash_token.remove(k)?;
+                self.wrote(trees.tokenhash_token.remove(k))?;
             }
         }
         Ok(())
@@ -562,6 +814,8 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.message(ConversationId(1), 1).unwrap().unwrap().text, "m1");
         let raw = s
+            .trees()
+            .unwrap()
             .conversationid_seq_message
             .get(key2(1, 1))
             .unwrap()

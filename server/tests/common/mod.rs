@@ -41,6 +41,8 @@ pub fn config(dir: &Path) -> Config {
         messages_per_sec: 0.0,
         ip_messages_per_sec: 0.0,
         ip_new_conversations_per_min: 0.0,
+        login_failures_per_email: 0,
+        login_failures_per_ip: 0,
         ..Config::default()
     }
 }
@@ -174,6 +176,123 @@ pub async fn http(
     let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// A raw HTTP reply: status, headers (names lower-cased) and body text.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The first header of this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (Null if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One HTTP/1.1 request with any headers and `Connection: close`; the whole reply.
+pub async fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// A visitor on a bare socket: handshake and hello written by hand, and from
+/// then on it never writes (not even pongs), so it plays a peer that has gone
+/// silent without the client library answering for it.
+pub async fn silent_visitor(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: switchboard.v1.json\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(s.read_u8().await.unwrap());
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // One masked text frame (mask 0: the payload goes as is).
+    let hello = br#"{"type":"visitor_hello"}"#;
+    let mut frame = vec![0x81, 0x80 | hello.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(hello);
+    s.write_all(&frame).await.unwrap();
+    s
+}
+
+/// Reads a bare socket to its end and returns the close code of the server's Close frame.
+pub async fn close_code_on(mut s: TcpStream) -> Option<u16> {
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .expect("the server never closed")
+        .ok()?;
+    // Walk the server's (unmasked) frames.
+    let mut i = 0;
+    while i + 2 <= raw.len() {
+        let (op, len7) = (raw[i] & 0x0f, (raw[i + 1] & 0x7f) as usize);
+        let (len, start) = match len7 {
+            126 => (u16::from_be_bytes([raw[i + 2], raw[i + 3]]) as usize, i + 4),
+            127 => return None,
+            n => (n, i + 2),
+        };
+        if op == 0x8 && len >= 2 {
+            return Some(u16::from_be_bytes([raw[start], raw[start + 1]]));
+        }
+        i = start + len;
+    }
+    None
 }
 
 /// GET a text body.
