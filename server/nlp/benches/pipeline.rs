@@ -1,16 +1,19 @@
-//! Latency of intent classification and of the whole pipeline, per message.
+//! Latency of intent classification and of the whole pipeline, per message,
+//! in English and Chinese, with the default model (the shipped shop intents)
+//! and with a 77-intent model trained on Banking77.
 //!
 //! `cargo bench -p switchboard-nlp`. Criterion gives the median (and mean)
 //! per call; before it runs, each case is also timed call by call over a
 //! rotating set of messages and its p50/p99 printed, since criterion does not
-//! report tail percentiles. The Banking77 case trains on
-//! `../../../shared/data/banking77/train.csv` and is skipped if that is absent.
+//! report tail percentiles. The Banking77 cases train on
+//! `../shared/data/banking77/train.csv` (beside the repository) and are
+//! skipped when that file is absent.
 
 use criterion::{criterion_group, Criterion};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
-use switchboard_nlp::{dataset, IntentModel, Pipeline, TrainConfig};
+use switchboard_nlp::{dataset, EntityConfig, IntentModel, KnowledgeBase, Pipeline, TrainConfig};
 
 const EN: &[&str] = &[
     "hi, where is my order? it's been a week",
@@ -21,6 +24,18 @@ const EN: &[&str] = &[
     "This is the worst service ever, I'm furious!",
     "please change the delivery address to 12 Baker Street",
     "thanks, that's all",
+];
+
+/// Banking-style English, for the Banking77 model (written for this bench).
+const BANK: &[&str] = &[
+    "my new card still hasn't arrived, when will it come?",
+    "why was I charged a fee for my transfer",
+    "I think someone used my card without me knowing",
+    "how do I top up with apple pay",
+    "the exchange rate on my payment looks wrong",
+    "can I change my PIN at an ATM",
+    "my transfer is still pending after two days, what's going on",
+    "cancel",
 ];
 
 const ZH: &[&str] = &[
@@ -45,78 +60,76 @@ fn percentiles(texts: &[&str], rounds: usize, mut f: impl FnMut(&str)) -> (f64, 
 }
 
 fn report(name: &str, (p50, p99): (f64, f64)) {
-    println!("{name:<28} p50 {p50:>7.2} µs   p99 {p99:>7.2} µs");
+    println!("{name:<32} p50 {p50:>7.2} µs   p99 {p99:>7.2} µs");
 }
 
-fn banking77() -> Option<IntentModel> {
+/// A pipeline around a model trained on Banking77's training set, if present.
+fn banking77() -> Option<Pipeline> {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/banking77/train.csv");
     if !path.exists() {
-        println!("skipping the Banking77 case: {} not found", path.display());
+        println!("skipping the Banking77 cases: {} not found", path.display());
         return None;
     }
     let examples = dataset::load(&path.display().to_string()).ok()?;
     let tokenizer = switchboard_nlp::tokens::Tokenizer::new();
-    IntentModel::train(&examples, &tokenizer, &TrainConfig::default())
-        .ok()
-        .map(|(m, _)| m)
+    let started = Instant::now();
+    let (model, report) =
+        IntentModel::train(&examples, &tokenizer, &TrainConfig::default()).ok()?;
+    println!(
+        "Banking77 model: {} intents, {} features, trained in {:.1} s",
+        report.n_intents,
+        report.n_features,
+        started.elapsed().as_secs_f64()
+    );
+    let kb = KnowledgeBase::default_shop().ok()?;
+    Pipeline::from_parts(model, kb, &EntityConfig::default()).ok()
+}
+
+/// One benchmark: its name, the messages it cycles through, and the call.
+type Case<'a> = (String, &'static [&'static str], Box<dyn Fn(&str) + 'a>);
+
+/// The cases of one pipeline: classify and analyze, English and Chinese.
+fn cases<'a>(name: &str, pipeline: &'a Pipeline, en: &'static [&'static str]) -> Vec<Case<'a>> {
+    let model = pipeline.model();
+    let tok = pipeline.tokenizer();
+    let classify = move |t: &str| {
+        black_box(model.classify(tok, t));
+    };
+    let analyze = move |t: &str| {
+        black_box(pipeline.analyze(t));
+    };
+    vec![
+        (format!("classify/en ({name})"), en, Box::new(classify)),
+        (format!("classify/zh ({name})"), ZH, Box::new(classify)),
+        (format!("analyze/en ({name})"), en, Box::new(analyze)),
+        (format!("analyze/zh ({name})"), ZH, Box::new(analyze)),
+    ]
 }
 
 fn benches(c: &mut Criterion) {
     let started = Instant::now();
     let pipeline = Pipeline::with_default_model().expect("default model");
     println!(
-        "default pipeline start-up: {:.2} s",
-        started.elapsed().as_secs_f64()
-    );
-    let model = pipeline.model();
-    let tok = pipeline.tokenizer();
-
-    report(
-        "classify/en (default)",
-        percentiles(EN, 20_000, |t| {
-            black_box(model.classify(tok, t));
-        }),
-    );
-    report(
-        "analyze/en",
-        percentiles(EN, 20_000, |t| {
-            black_box(pipeline.analyze(t));
-        }),
-    );
-    report(
-        "analyze/zh",
-        percentiles(ZH, 20_000, |t| {
-            black_box(pipeline.analyze(t));
-        }),
+        "default pipeline start-up: {:.2} s ({} features)",
+        started.elapsed().as_secs_f64(),
+        pipeline.model().n_features()
     );
     let b77 = banking77();
-    if let Some(m) = &b77 {
-        report(
-            "classify/en (banking77)",
-            percentiles(EN, 20_000, |t| {
-                black_box(m.classify(tok, t));
-            }),
-        );
+    let mut all = cases("default", &pipeline, EN);
+    if let Some(p) = &b77 {
+        all.extend(cases("banking77", p, BANK));
     }
-
-    let mut i = 0;
-    let mut next = |texts: &[&'static str]| {
-        i += 1;
-        texts[i % texts.len()]
-    };
-    c.bench_function("classify/en (default)", |b| {
-        b.iter(|| model.classify(tok, black_box(next(EN))))
-    });
-    c.bench_function("analyze/en", |b| {
-        b.iter(|| pipeline.analyze(black_box(next(EN))))
-    });
-    c.bench_function("analyze/zh", |b| {
-        b.iter(|| pipeline.analyze(black_box(next(ZH))))
-    });
-    if let Some(m) = &b77 {
-        c.bench_function("classify/en (banking77)", |b| {
-            b.iter(|| m.classify(tok, black_box(next(EN))))
+    for (name, texts, f) in &all {
+        report(name, percentiles(texts, 20_000, f));
+    }
+    for (name, texts, f) in &all {
+        let mut i = 0;
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                f(black_box(texts[i % texts.len()]))
+            })
         });
     }
 }

@@ -207,8 +207,9 @@ pub fn cross_validate(
     Ok(average(&reports))
 }
 
-/// Fold of each example: per label, a seeded shuffle dealt round-robin.
-fn assign_folds(data: &[Example], k: usize, seed: u64) -> Vec<usize> {
+/// Fold of each example: per label, a seeded shuffle dealt round-robin
+/// (public so baselines can be cross-validated on the same folds).
+pub fn assign_folds(data: &[Example], k: usize, seed: u64) -> Vec<usize> {
     let mut by_label: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, e) in data.iter().enumerate() {
         by_label.entry(e.label.as_str()).or_default().push(i);

@@ -12,23 +12,30 @@
 //! [`TrainConfig::default_threshold`].
 //!
 //! Only features seen in training get a weight row, so the model stays small:
-//! `row_of` maps a hash bucket to its row.
+//! a `Vocabulary` (open addressing over the hashed keys) maps a key to its row.
+//!
+//! Classification is the hot path and allocates nothing once warm: features,
+//! rows and scores live in a per-thread `Scratch`; each weight row is packed
+//! with its idf and scale as int8 weights (see `IntentModel::rows`), so a
+//! feature costs one table probe and one contiguous row; and only the winning
+//! intent's probability is computed (one pass of `exp` for the softmax
+//! normaliser).
 
 use crate::dataset::Example;
 use crate::error::{Error, Result};
-use crate::features::{FeatureConfig, Hashed, WORD_BLOCK};
+use crate::features::{FeatureConfig, FeatureScratch, Hashed, BLOCKS};
 use crate::normalize::normalize;
 use crate::tokens::{Token, Tokenizer};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 
 mod fit;
 mod model_file;
+mod vocabulary;
 
 pub(crate) use fit::SplitMix;
 pub use fit::TrainReport;
-
-/// Marks a bucket with no weight row.
-const NO_ROW: u32 = u32::MAX;
+use vocabulary::Vocabulary;
 
 /// Everything that shapes training. Deterministic for a given seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,20 +98,50 @@ pub struct IntentPrediction {
 pub struct IntentModel {
     labels: Vec<String>,
     features: FeatureConfig,
-    /// Bucket of each weight row, ascending.
-    buckets: Vec<u32>,
-    /// Bucket → row, `NO_ROW` when unseen (rebuilt from `buckets` on load).
-    row_of: Vec<u32>,
-    idf: Vec<f32>,
-    /// Row-major `rows × labels`.
-    weights: Vec<f32>,
+    /// Feature key of each weight row, ascending.
+    keys: Vec<u32>,
+    /// Key → row (rebuilt from `keys` on load).
+    vocabulary: Vocabulary,
+    /// Everything about a feature row in one place, because classification
+    /// is bound by fetching rows from memory: per row, [`ROW_HEADER`] bytes
+    /// (idf and weight scale, `f32` little-endian) then one `i8` per label;
+    /// a weight is `scale * i8`. A quarter of the bytes of `f32` weights, and
+    /// one or two cache lines per feature for up to ~120 intents.
+    rows: Vec<u8>,
     bias: Vec<f32>,
     temperature: f32,
     threshold: f32,
 }
 
-/// A message as the classifier sees it: (row, value) pairs, L2-normalised.
+/// Bytes before a row's weights: idf and scale.
+const ROW_HEADER: usize = 8;
+
+/// A message as the classifier sees it: (row, value) pairs, the value
+/// TF-IDF scaled by its block's normaliser and weight (see
+/// [`FeatureConfig::sublinear_tf`] for repeated features).
 pub type SparseVector = Vec<(u32, f32)>;
+
+/// Per-thread buffers of the hot path.
+#[derive(Default)]
+struct Scratch {
+    features: FeatureScratch,
+    hashed: Vec<Hashed>,
+    rows: RowCounts,
+    x: SparseVector,
+    scores: Vec<f32>,
+}
+
+/// Buffers of [`IntentModel::count_rows`]: (row, block, occurrences), and
+/// the hash set's slots (indices into `rows`).
+#[derive(Default)]
+struct RowCounts {
+    rows: Vec<(u32, u8, u32)>,
+    slots: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
 
 impl IntentModel {
     /// Trains on `examples` (those labelled `oos` only tune the threshold).
@@ -135,6 +172,11 @@ impl IntentModel {
         self.temperature
     }
 
+    /// Number of weight rows (features seen in training).
+    pub fn n_features(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Classifies raw text (normalises and tokenises it first).
     pub fn classify(&self, tokenizer: &Tokenizer, text: &str) -> IntentPrediction {
         let normalized = normalize(text);
@@ -144,10 +186,32 @@ impl IntentModel {
 
     /// Classifies a message already normalised and tokenised by the pipeline.
     pub fn classify_tokens(&self, normalized: &str, tokens: &[Token]) -> IntentPrediction {
-        let x = self.vectorize(normalized, tokens);
-        let mut scores = self.scores(&x);
-        softmax(&mut scores, self.temperature);
-        let (index, confidence) = argmax(&scores);
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.classify_with(normalized, tokens, &mut scratch),
+            // Only reachable by re-entering from inside a classification.
+            Err(_) => self.classify_with(normalized, tokens, &mut Scratch::default()),
+        })
+    }
+
+    fn classify_with(
+        &self,
+        normalized: &str,
+        tokens: &[Token],
+        scratch: &mut Scratch,
+    ) -> IntentPrediction {
+        let Scratch {
+            features,
+            hashed,
+            rows,
+            x,
+            scores,
+        } = scratch;
+        hashed.clear();
+        self.features
+            .extract_with(normalized, tokens, features, hashed);
+        self.vectorize_into(hashed, rows, x);
+        self.scores_into(x, scores);
+        let (index, confidence) = top_probability(scores, self.temperature);
         IntentPrediction {
             index,
             confidence,
@@ -160,100 +224,185 @@ impl IntentModel {
         p.in_scope.then(|| self.labels[p.index].as_str())
     }
 
-    fn vectorize(&self, normalized: &str, tokens: &[Token]) -> SparseVector {
-        let mut hashed = Vec::with_capacity(64 + 16 * tokens.len());
-        self.features.extract(normalized, tokens, &mut hashed);
-        tfidf(&hashed, &self.row_of, &self.idf, self.features.word_weight)
+    /// TF-IDF of hashed features: keys without a row are dropped (as unseen
+    /// vocabulary is), each block is L2-normalised and scaled by its weight,
+    /// and the weights are such that the whole vector has norm 1. Without
+    /// [`FeatureConfig::sublinear_tf`] a repeated feature appears once per
+    /// occurrence and the norms treat each occurrence as its own feature.
+    fn vectorize_into(&self, hashed: &[Hashed], scratch: &mut RowCounts, x: &mut SparseVector) {
+        self.count_rows(hashed, scratch);
+        x.clear();
+        let mut norms = [0f32; BLOCKS];
+        for &(row, block, n) in &scratch.rows {
+            let tf = match n {
+                1 => 1.0,
+                n => 1.0 + (n as f32).ln(),
+            };
+            let v = tf * self.idf(row);
+            norms[usize::from(block)] += v * v;
+            x.push((row, v));
+        }
+        let scale = block_scales(norms, self.features.block_weights());
+        for ((_, v), (_, block, _)) in x.iter_mut().zip(&scratch.rows) {
+            *v *= scale[usize::from(*block)];
+        }
     }
 
-    /// Raw scores (logits) of a vectorised message.
-    fn scores(&self, x: &[(u32, f32)]) -> Vec<f32> {
-        let classes = self.labels.len();
-        let mut scores = self.bias.clone();
-        for &(row, v) in x {
-            let start = row as usize * classes;
-            let w = &self.weights[start..start + classes];
-            for (s, w) in scores.iter_mut().zip(w) {
-                *s += v * w;
+    /// The rows of `hashed` with their occurrence counts, in order of first
+    /// occurrence (every occurrence on its own without sublinear tf). A
+    /// small hash set finds repeats: sorting costs more at these sizes.
+    fn count_rows(&self, hashed: &[Hashed], scratch: &mut RowCounts) {
+        let RowCounts { rows, slots } = scratch;
+        rows.clear();
+        let size = (hashed.len() * 2).next_power_of_two().max(16);
+        slots.clear();
+        slots.resize(size, u32::MAX);
+        let mask = size - 1;
+        for &(key, block) in hashed {
+            let Some(row) = self.vocabulary.row(key) else {
+                continue;
+            };
+            if !self.features.sublinear_tf {
+                rows.push((row, block, 1));
+                continue;
+            }
+            let mut slot = (row.wrapping_mul(0x9E37_79B9) >> 7) as usize & mask;
+            loop {
+                let at = slots[slot];
+                if at == u32::MAX {
+                    slots[slot] = u32::try_from(rows.len()).unwrap_or(u32::MAX);
+                    rows.push((row, block, 1));
+                    break;
+                }
+                let entry = &mut rows[at as usize];
+                if entry.0 == row {
+                    entry.2 += 1;
+                    break;
+                }
+                slot = (slot + 1) & mask;
             }
         }
+    }
+
+    /// Raw scores (logits) of a vectorised message into `scores`.
+    fn scores_into(&self, x: &[(u32, f32)], scores: &mut Vec<f32>) {
+        scores.clear();
+        scores.extend_from_slice(&self.bias);
+        for &(row, v) in x {
+            let (header, weights) = self.row(row).split_at(ROW_HEADER);
+            let v = v * f32_at(header, 4);
+            for (s, &q) in scores.iter_mut().zip(weights) {
+                *s += v * f32::from(i8::from_ne_bytes([q]));
+            }
+        }
+    }
+
+    fn stride(&self) -> usize {
+        ROW_HEADER + self.labels.len()
+    }
+
+    fn row(&self, row: u32) -> &[u8] {
+        let start = row as usize * self.stride();
+        &self.rows[start..start + self.stride()]
+    }
+
+    fn idf(&self, row: u32) -> f32 {
+        f32_at(self.row(row), 0)
+    }
+
+    /// Rows with these idfs and zero weights.
+    fn set_idf(&mut self, idf: &[f32]) {
+        let stride = self.stride();
+        self.rows = vec![0; idf.len() * stride];
+        for (row, v) in self.rows.chunks_mut(stride).zip(idf) {
+            row[..4].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// Quantises trained `f32` weights (row-major `rows × labels`) into the
+    /// rows: per row, the largest magnitude maps to ±127.
+    fn set_weights(&mut self, weights: &[f32], bias: Vec<f32>) {
+        let stride = self.stride();
+        for (row, w) in self
+            .rows
+            .chunks_mut(stride)
+            .zip(weights.chunks(self.labels.len()))
+        {
+            let max = w.iter().fold(0f32, |m, w| m.max(w.abs()));
+            let (scale, inv) = if max > 0.0 {
+                (max / 127.0, 127.0 / max)
+            } else {
+                (0.0, 0.0)
+            };
+            row[4..ROW_HEADER].copy_from_slice(&scale.to_le_bytes());
+            for (q, w) in row[ROW_HEADER..].iter_mut().zip(w) {
+                // In -127..=127 after the clamp, so the cast cannot truncate.
+                let v = (w * inv).round().clamp(-127.0, 127.0) as i8;
+                *q = v.to_ne_bytes()[0];
+            }
+        }
+        self.bias = bias;
+    }
+
+    fn vectorize(&self, hashed: &[Hashed]) -> SparseVector {
+        let mut x = Vec::with_capacity(hashed.len());
+        self.vectorize_into(hashed, &mut RowCounts::default(), &mut x);
+        x
+    }
+
+    fn scores(&self, x: &[(u32, f32)]) -> Vec<f32> {
+        let mut scores = Vec::with_capacity(self.labels.len());
+        self.scores_into(x, &mut scores);
         scores
     }
 
     fn rebuild_index(&mut self) -> Result<()> {
-        let size = 1usize
-            .checked_shl(self.features.bits)
-            .filter(|_| self.features.bits <= 26)
-            .ok_or_else(|| Error::ModelFile(format!("bad hash size {}", self.features.bits)))?;
-        self.row_of = vec![NO_ROW; size];
-        for (row, &b) in self.buckets.iter().enumerate() {
-            let slot = self
-                .row_of
-                .get_mut(b as usize)
-                .ok_or_else(|| Error::ModelFile(format!("bucket {b} out of range")))?;
-            *slot = u32::try_from(row).map_err(|_| Error::ModelFile("too many rows".into()))?;
+        if self.features.bits > 32 {
+            return Err(Error::ModelFile(format!(
+                "bad key size {}",
+                self.features.bits
+            )));
         }
+        self.vocabulary = Vocabulary::new(&self.keys)
+            .ok_or_else(|| Error::ModelFile("duplicate or zero feature key".into()))?;
         Ok(())
     }
 }
 
-/// TF-IDF with sublinear term frequency; each block L2-normalised, the word
-/// block scaled by `word_weight`, then the whole vector L2-normalised.
-/// Buckets without a row are dropped (as unseen vocabulary is).
-fn tfidf(hashed: &[Hashed], row_of: &[u32], idf: &[f32], word_weight: f32) -> SparseVector {
-    // (row, block) packed into one integer: sorting plain u64s is the fastest way to group them.
-    let mut rows: Vec<u64> = hashed
+/// The little-endian `f32` at `at` in `bytes`.
+#[inline]
+fn f32_at(bytes: &[u8], at: usize) -> f32 {
+    let mut b = [0; 4];
+    b.copy_from_slice(&bytes[at..at + 4]);
+    f32::from_le_bytes(b)
+}
+
+/// Per-block multipliers so each present block has norm `weight` and the
+/// whole vector norm 1.
+fn block_scales(norms: [f32; BLOCKS], weights: [f32; BLOCKS]) -> [f32; BLOCKS] {
+    let total: f32 = norms
         .iter()
-        .filter_map(|&(b, block)| {
-            let row = row_of[b as usize];
-            (row != NO_ROW).then_some((u64::from(row) << 8) | u64::from(block))
-        })
-        .collect();
-    rows.sort_unstable();
-    let mut out: Vec<(u32, f32)> = Vec::with_capacity(rows.len());
-    let mut blocks: Vec<u8> = Vec::with_capacity(rows.len());
-    let mut norms = [0f32; 2];
-    for run in rows.chunk_by(|a, b| a == b) {
-        let row = u32::try_from(run[0] >> 8).unwrap_or(NO_ROW);
-        let block = u8::try_from(run[0] & 0xFF).unwrap_or(0);
-        // Sublinear tf; most features occur once, so skip the logarithm then.
-        let tf = match run.len() {
-            1 => 1.0,
-            n => 1.0 + (n as f32).ln(),
-        };
-        let v = tf * idf[row as usize];
-        norms[usize::from(block)] += v * v;
-        out.push((row, v));
-        blocks.push(block);
-    }
-    let scale = block_scales(norms, word_weight);
-    for ((_, v), block) in out.iter_mut().zip(&blocks) {
-        *v *= scale[usize::from(*block)];
+        .zip(&weights)
+        .filter(|(n, _)| **n > 0.0)
+        .map(|(_, w)| w * w)
+        .sum();
+    let total = if total > 0.0 { total.sqrt() } else { 1.0 };
+    let mut out = [0.0; BLOCKS];
+    for ((o, n), w) in out.iter_mut().zip(norms).zip(weights) {
+        if n > 0.0 {
+            *o = w / (n.sqrt() * total);
+        }
     }
     out
 }
 
-/// Per-block multipliers so each block has norm 1 (the word block
-/// `word_weight`) and the whole vector has norm 1.
-fn block_scales(norms: [f32; 2], word_weight: f32) -> [f32; 2] {
-    let word = if norms[0] > 0.0 {
-        word_weight / norms[0].sqrt()
-    } else {
-        0.0
-    };
-    let chr = if norms[1] > 0.0 {
-        1.0 / norms[1].sqrt()
-    } else {
-        0.0
-    };
-    let total = (if norms[0] > 0.0 {
-        word_weight * word_weight
-    } else {
-        0.0
-    }) + if norms[1] > 0.0 { 1.0 } else { 0.0 };
-    let total = if total > 0.0 { total.sqrt() } else { 1.0 };
-    debug_assert_eq!(WORD_BLOCK, 0);
-    [word / total, chr / total]
+/// (index, probability) of the top class under `softmax(scores / temperature)`,
+/// without materialising the other probabilities.
+pub(crate) fn top_probability(scores: &[f32], temperature: f32) -> (usize, f32) {
+    let (index, max) = argmax(scores);
+    let inv = 1.0 / temperature;
+    let sum: f32 = scores.iter().map(|s| ((s - max) * inv).exp()).sum();
+    (index, if sum > 0.0 { 1.0 / sum } else { 0.0 })
 }
 
 /// In-place softmax of `scores / temperature`.
@@ -269,7 +418,7 @@ pub(crate) fn softmax(scores: &mut [f32], temperature: f32) {
     }
 }
 
-/// (index, value) of the largest element; (0, 0) for an empty slice.
+/// (index, value) of the largest element; (0, -inf) for an empty slice.
 pub(crate) fn argmax(values: &[f32]) -> (usize, f32) {
     values
         .iter()
@@ -341,11 +490,11 @@ mod tests {
         let cfg = TrainConfig::default();
         let (a, _) = IntentModel::train(&toy(), &tok, &cfg).unwrap();
         let (b, _) = IntentModel::train(&toy(), &tok, &cfg).unwrap();
-        assert_eq!(a.weights, b.weights);
+        assert_eq!(a.rows, b.rows);
         assert_eq!(a.threshold, b.threshold);
         let other = TrainConfig { seed: 7, ..cfg };
         let (c, _) = IntentModel::train(&toy(), &tok, &other).unwrap();
-        assert_ne!(a.weights, c.weights);
+        assert_ne!(a.rows, c.rows);
     }
 
     #[test]
@@ -367,17 +516,37 @@ mod tests {
     }
 
     #[test]
-    fn tfidf_vectors_have_unit_norm() {
-        let row_of = vec![0, 1, 2, NO_ROW];
-        let idf = vec![1.0, 2.0, 1.5];
-        let x = tfidf(
-            &[(0, 0), (0, 0), (1, 1), (2, 1), (3, 1)],
-            &row_of,
-            &idf,
-            1.0,
-        );
+    fn top_probability_matches_softmax() {
+        let scores = [0.5, 2.0, -1.0, 1.9];
+        let mut p = scores.to_vec();
+        softmax(&mut p, 0.7);
+        let (i, conf) = top_probability(&scores, 0.7);
+        assert_eq!(i, 1);
+        assert!((conf - p[1]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn vectors_have_unit_norm() {
+        let tok = Tokenizer::new();
+        let (model, _) = IntentModel::train(&toy(), &tok, &TrainConfig::default()).unwrap();
+        let text = "where is my refund, hello";
+        let normalized = normalize(text);
+        let mut hashed = Vec::new();
+        model
+            .features
+            .extract(&normalized, &tok.tokenize(&normalized), &mut hashed);
+        let x = model.vectorize(&hashed);
         let norm: f32 = x.iter().map(|(_, v)| v * v).sum();
-        assert!((norm - 1.0).abs() < 1e-5);
-        assert_eq!(x.len(), 3);
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+        assert!(x.len() < hashed.len(), "unseen features are dropped");
+    }
+
+    #[test]
+    fn block_scales_weight_the_present_blocks() {
+        let s = block_scales([4.0, 1.0, 0.0], [2.0, 1.0, 1.0]);
+        // Word block: norm 2 scaled to weight 2, over sqrt(4 + 1).
+        assert!((s[0] - 2.0 / (2.0 * 5f32.sqrt())).abs() < 1e-6);
+        assert!((s[1] - 1.0 / 5f32.sqrt()).abs() < 1e-6);
+        assert_eq!(s[2], 0.0);
     }
 }

@@ -7,9 +7,9 @@
 //! - [`normalize`]: NFKC, case folding, full-width → half-width.
 //! - [`language`]: `en`, `zh`, other languages labelled for a human.
 //! - [`tokens`]: English words with stemming, Chinese words with jieba (loaded once).
-//! - [`features`]: hashed word and character n-grams.
-//! - [`intent`]: sparse TF-IDF logistic regression, calibrated, with an out-of-scope threshold;
-//!   the model file format.
+//! - [`features`]: hashed word n-grams, word pairs and character n-grams.
+//! - [`intent`]: sparse TF-IDF logistic regression (int8 weight rows), calibrated, with an
+//!   out-of-scope threshold; the model file format.
 //! - [`sentiment`]: VADER for English, our own lexicon for Chinese.
 //! - [`entities`]: emails, phones, order numbers, URLs, money, dates.
 //! - [`decision`]: bot answer or hand-off, with reasons, priority and team.

@@ -7,7 +7,16 @@
 use crate::normalize::is_han;
 use jieba_rs::Jieba;
 use rust_stemmers::{Algorithm, Stemmer};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use unicode_segmentation::UnicodeSegmentation;
+
+/// Words whose stems each thread remembers (a few hundred KiB at most).
+const STEM_CACHE_SIZE: usize = 8192;
+
+thread_local! {
+    static STEMS: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+}
 
 /// What a token is made of; the featurizer treats each kind differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,9 +107,29 @@ impl Tokenizer {
         }
         Token {
             surface: word.to_owned(),
-            term: self.stemmer.stem(word).into_owned(),
+            term: self.stem(word),
             kind: TokenKind::Word,
         }
+    }
+
+    /// The Snowball stem of `word`, from a per-thread cache: chat repeats a
+    /// small vocabulary, and the stemmer costs several times a lookup.
+    fn stem(&self, word: &str) -> String {
+        STEMS.with(|cell| {
+            let Ok(mut cache) = cell.try_borrow_mut() else {
+                return self.stemmer.stem(word).into_owned();
+            };
+            if let Some(stem) = cache.get(word) {
+                return stem.clone();
+            }
+            let stem = self.stemmer.stem(word).into_owned();
+            if cache.len() >= STEM_CACHE_SIZE {
+                // Bounded memory: start over rather than track recency.
+                cache.clear();
+            }
+            cache.insert(word.to_owned(), stem.clone());
+            stem
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! AdaGrad on the softmax loss, then temperature and threshold from a
 //! held-out slice. Pure and deterministic for a given [`TrainConfig::seed`].
 
-use super::{argmax, softmax, tfidf, IntentModel, SparseVector, TrainConfig};
+use super::{argmax, softmax, IntentModel, SparseVector, TrainConfig};
 use crate::dataset::Example;
 use crate::error::{Error, Result};
 use crate::features::Hashed;
@@ -53,7 +53,7 @@ pub(super) fn train(
         n_train: data.classes.len(),
         n_oos: data.oos.len(),
         n_intents: data.labels.len(),
-        n_features: model.buckets.len(),
+        n_features: model.keys.len(),
         temperature,
         threshold,
         seconds: started.elapsed().as_secs_f64(),
@@ -103,90 +103,123 @@ fn prepare(examples: &[Example], tokenizer: &Tokenizer, cfg: &TrainConfig) -> Re
 }
 
 /// Trains on the examples at `subset`: builds the vocabulary and idf from
-/// them, vectorises, and runs AdaGrad.
+/// them, vectorises, runs AdaGrad on `f32` weights and quantises the result
+/// into the model.
 fn fit_subset(data: &Prepared, subset: &[usize], cfg: &TrainConfig) -> Result<IntentModel> {
     let mut model = vocabulary(data, subset, cfg)?;
     let xs: Vec<SparseVector> = subset
         .iter()
-        .map(|&i| {
-            tfidf(
-                &data.hashed[i],
-                &model.row_of,
-                &model.idf,
-                cfg.features.word_weight,
-            )
-        })
+        .map(|&i| model.vectorize(&data.hashed[i]))
         .collect();
     let ys: Vec<u32> = subset.iter().map(|&i| data.classes[i]).collect();
-    adagrad(&mut model, &xs, &ys, cfg);
+    let mut linear = Linear::zeros(model.keys.len(), model.labels.len());
+    adagrad(&mut linear, &xs, &ys, cfg);
+    model.set_weights(&linear.weights, linear.bias);
     Ok(model)
 }
 
-/// An untrained model whose rows are the buckets seen in `subset`, with smoothed idf.
+/// An untrained model whose rows are the feature keys seen in `subset`, with smoothed idf.
 fn vocabulary(data: &Prepared, subset: &[usize], cfg: &TrainConfig) -> Result<IntentModel> {
-    let mut df: BTreeMap<u32, u32> = BTreeMap::new();
+    // Document frequency by sorting every message's distinct keys: much
+    // faster than a map when pairs make the key set large.
+    let mut all: Vec<u32> = Vec::new();
     let mut seen: Vec<u32> = Vec::new();
     for &i in subset {
         seen.clear();
-        seen.extend(data.hashed[i].iter().map(|(b, _)| *b));
+        seen.extend(data.hashed[i].iter().map(|(k, _)| *k));
         seen.sort_unstable();
         seen.dedup();
-        for &b in &seen {
-            *df.entry(b).or_default() += 1;
-        }
+        all.extend_from_slice(&seen);
     }
-    df.retain(|_, d| *d >= cfg.min_df);
+    all.sort_unstable();
+    let df: Vec<(u32, u32)> = all
+        .chunk_by(|a, b| a == b)
+        .map(|run| (run[0], u32::try_from(run.len()).unwrap_or(u32::MAX)))
+        .filter(|&(_, d)| d >= cfg.min_df)
+        .collect();
     let n = subset.len() as f32;
     let classes = data.labels.len();
+    let idf: Vec<f32> = df
+        .iter()
+        .map(|&(_, d)| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)
+        .collect();
     let mut model = IntentModel {
         labels: data.labels.clone(),
         features: cfg.features.clone(),
-        buckets: df.keys().copied().collect(),
-        row_of: Vec::new(),
-        idf: df
-            .values()
-            .map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)
-            .collect(),
-        weights: vec![0.0; df.len() * classes],
+        keys: df.iter().map(|&(k, _)| k).collect(),
+        vocabulary: Default::default(),
+        rows: Vec::new(),
         bias: vec![0.0; classes],
         temperature: 1.0,
         threshold: 0.0,
     };
+    model.set_idf(&idf);
     model.rebuild_index()?;
     Ok(model)
+}
+
+/// The weights being trained: row-major `rows × classes`, in `f32`.
+#[derive(Clone)]
+struct Linear {
+    classes: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Linear {
+    fn zeros(rows: usize, classes: usize) -> Linear {
+        Linear {
+            classes,
+            weights: vec![0.0; rows * classes],
+            bias: vec![0.0; classes],
+        }
+    }
+
+    fn scores(&self, x: &[(u32, f32)]) -> Vec<f32> {
+        let mut scores = self.bias.clone();
+        for &(row, v) in x {
+            let start = row as usize * self.classes;
+            let w = &self.weights[start..start + self.classes];
+            for (s, w) in scores.iter_mut().zip(w) {
+                *s += v * w;
+            }
+        }
+        scores
+    }
 }
 
 /// Softmax regression by AdaGrad, one example at a time in a seeded order.
 /// With [`TrainConfig::average_from`] < 1, the final weights are the mean of
 /// the snapshots taken after each epoch from that share of training on
 /// (epoch averaging smooths the last noisy SGD steps).
-fn adagrad(model: &mut IntentModel, xs: &[SparseVector], ys: &[u32], cfg: &TrainConfig) {
+fn adagrad(model: &mut Linear, xs: &[SparseVector], ys: &[u32], cfg: &TrainConfig) {
     let mut state = AdaGrad::new(model, cfg);
     let mut order: Vec<usize> = (0..xs.len()).collect();
     let mut rng = SplitMix(cfg.seed);
     let first_avg = (cfg.epochs as f32 * cfg.average_from).floor() as usize;
-    let mut sum: Option<(Vec<f32>, Vec<f32>, f32)> = None;
+    let mut sum: Option<(Linear, f32)> = None;
     for epoch in 0..cfg.epochs {
         rng.shuffle(&mut order);
         for &i in &order {
             state.step(model, &xs[i], ys[i] as usize);
         }
         if epoch >= first_avg && cfg.average_from < 1.0 {
-            let (w, b, n) = sum.get_or_insert_with(|| {
-                (
-                    vec![0.0; model.weights.len()],
-                    vec![0.0; model.bias.len()],
-                    0.0,
-                )
-            });
-            w.iter_mut().zip(&model.weights).for_each(|(s, x)| *s += x);
-            b.iter_mut().zip(&model.bias).for_each(|(s, x)| *s += x);
+            let (acc, n) = sum.get_or_insert_with(|| (Linear::zeros(0, model.classes), 0.0));
+            acc.weights.resize(model.weights.len(), 0.0);
+            acc.weights
+                .iter_mut()
+                .zip(&model.weights)
+                .for_each(|(s, x)| *s += x);
+            acc.bias
+                .iter_mut()
+                .zip(&model.bias)
+                .for_each(|(s, x)| *s += x);
             *n += 1.0;
         }
     }
-    if let Some((w, b, n)) = sum {
-        model.weights = w.into_iter().map(|x| x / n).collect();
-        model.bias = b.into_iter().map(|x| x / n).collect();
+    if let Some((acc, n)) = sum {
+        model.weights = acc.weights.into_iter().map(|x| x / n).collect();
+        model.bias = acc.bias.into_iter().map(|x| x / n).collect();
     }
 }
 
@@ -205,11 +238,11 @@ struct AdaGrad {
 }
 
 impl AdaGrad {
-    fn new(model: &IntentModel, cfg: &TrainConfig) -> Self {
+    fn new(model: &Linear, cfg: &TrainConfig) -> Self {
         AdaGrad {
-            g2_row: vec![1e-6; model.buckets.len()],
-            g2_bias: vec![1e-6; model.labels.len()],
-            active: Vec::with_capacity(model.labels.len()),
+            g2_row: vec![1e-6; model.weights.len() / model.classes.max(1)],
+            g2_bias: vec![1e-6; model.classes],
+            active: Vec::with_capacity(model.classes),
             lr: cfg.learning_rate,
             l2: cfg.l2,
             margin: cfg.margin,
@@ -218,8 +251,8 @@ impl AdaGrad {
     }
 
     /// One update on example `x` of class `y`.
-    fn step(&mut self, model: &mut IntentModel, x: &[(u32, f32)], y: usize) {
-        let classes = model.labels.len();
+    fn step(&mut self, model: &mut Linear, x: &[(u32, f32)], y: usize) {
+        let classes = model.classes;
         let mut p = model.scores(x);
         // Large-margin softmax: the true class must win by `margin`.
         p[y] -= self.margin;
@@ -254,10 +287,7 @@ fn calibrate(
     held: &[usize],
     cfg: &TrainConfig,
 ) -> (f32, f32) {
-    let logits = |h: &[Hashed]| {
-        let x = tfidf(h, &partial.row_of, &partial.idf, cfg.features.word_weight);
-        partial.scores(&x)
-    };
+    let logits = |h: &[Hashed]| partial.scores(&partial.vectorize(h));
     let held_logits: Vec<(Vec<f32>, u32)> = held
         .iter()
         .map(|&i| (logits(&data.hashed[i]), data.classes[i]))

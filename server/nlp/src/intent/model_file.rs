@@ -3,8 +3,8 @@
 //! Layout: the magic `SBNLPMDL`, then frames of `u32` little-endian length +
 //! a value encoded by `switchboard_protocol::codec::to_bincode` with
 //! [`MODEL_FORMAT`]. The codec caps one decoded value at 4 MiB, so the header
-//! (labels, settings, bias) is one frame and each large array (buckets, idf,
-//! weights) follows as frames of at most [`CHUNK`] elements.
+//! (labels, settings, bias) is one frame and each large array (the keys, the
+//! packed rows of idf, scale and int8 weights) follows as frames of at most [`CHUNK`] elements.
 
 use super::IntentModel;
 use crate::error::{Error, Result};
@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use switchboard_protocol::codec::{from_bincode, to_bincode};
 
 /// Version byte of every frame; bump when the header or features change.
-pub(crate) const MODEL_FORMAT: u8 = 1;
+/// 1: 20-bit buckets, two feature blocks, `f32` weights. 2: 32-bit keys,
+/// word/char/pair blocks, int8 weights with a scale per row.
+pub(crate) const MODEL_FORMAT: u8 = 2;
 const MAGIC: &[u8; 8] = b"SBNLPMDL";
 /// Elements per array frame (≤ 2 MiB of `f32`).
 const CHUNK: usize = 1 << 19;
@@ -39,12 +41,11 @@ impl IntentModel {
             bias: self.bias.clone(),
             temperature: self.temperature,
             threshold: self.threshold,
-            rows: self.buckets.len() as u64,
+            rows: self.keys.len() as u64,
         };
         push_frame(&mut out, &header);
-        push_array(&mut out, &self.buckets);
-        push_array(&mut out, &self.idf);
-        push_array(&mut out, &self.weights);
+        push_array(&mut out, &self.keys);
+        push_array(&mut out, &self.rows);
         out
     }
 
@@ -53,17 +54,20 @@ impl IntentModel {
         let mut rest = bytes
             .strip_prefix(MAGIC.as_slice())
             .ok_or_else(|| Error::ModelFile("not a Switchboard model file".into()))?;
+        check_format(rest)?;
         let header: Header = read_frame(&mut rest)?;
         let rows = usize::try_from(header.rows).map_err(|_| bad("row count"))?;
         let classes = header.labels.len();
-        let weights_len = rows.checked_mul(classes).ok_or_else(|| bad("size"))?;
+        let bytes_len = classes
+            .checked_add(super::ROW_HEADER)
+            .and_then(|stride| stride.checked_mul(rows))
+            .ok_or_else(|| bad("size"))?;
         let mut model = IntentModel {
-            buckets: read_array(&mut rest, rows)?,
-            idf: read_array(&mut rest, rows)?,
-            weights: read_array(&mut rest, weights_len)?,
+            keys: read_array(&mut rest, rows)?,
+            rows: read_array(&mut rest, bytes_len)?,
             labels: header.labels,
             features: header.features,
-            row_of: Vec::new(),
+            vocabulary: Default::default(),
             bias: header.bias,
             temperature: header.temperature,
             threshold: header.threshold,
@@ -73,6 +77,18 @@ impl IntentModel {
         }
         model.rebuild_index()?;
         Ok(model)
+    }
+}
+
+/// A clear error for a model written by another version (the first frame's
+/// format byte follows its 4-byte length).
+fn check_format(rest: &[u8]) -> Result<()> {
+    match rest.get(4) {
+        Some(&v) if v != MODEL_FORMAT => Err(Error::ModelFile(format!(
+            "model file format {v}, but this build reads format {MODEL_FORMAT}: \
+             retrain it with `switchboard nlp train`"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -144,7 +160,7 @@ mod tests {
     fn round_trip() {
         let (m, tok) = model();
         let back = IntentModel::from_bytes(&m.to_bytes()).unwrap();
-        assert_eq!(back.weights, m.weights);
+        assert_eq!(back.rows, m.rows);
         assert_eq!(back.labels, m.labels);
         assert_eq!(back.classify(&tok, "hello"), m.classify(&tok, "hello"));
     }
@@ -172,10 +188,10 @@ mod tests {
             Err(Error::ModelFile(_))
         ));
         let mut wrong_version = bytes.clone();
-        wrong_version[12] = 99;
-        assert!(matches!(
-            IntentModel::from_bytes(&wrong_version),
-            Err(Error::ModelFile(_))
-        ));
+        wrong_version[12] = 1;
+        match IntentModel::from_bytes(&wrong_version) {
+            Err(Error::ModelFile(m)) => assert!(m.contains("format 1"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
