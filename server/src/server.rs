@@ -51,7 +51,7 @@ impl Running {
 }
 
 /// Creates the first admin when there is no agent at all; returns a generated password.
-pub fn ensure_admin(store: &Store, config: &Config) -> anyhow::Result<Option<String>> {
+pub async fn ensure_admin(store: &Store, config: &Config) -> anyhow::Result<Option<String>> {
     if !store.agents()?.is_empty() {
         return Ok(None);
     }
@@ -63,7 +63,12 @@ pub fn ensure_admin(store: &Store, config: &Config) -> anyhow::Result<Option<Str
         AgentId(store.next_id()?),
         &config.admin_email,
         "Admin",
-        &auth::hash_password(&password),
+        &{
+            let p = password.clone();
+            auth::on_password_thread(move || auth::hash_password(&p))
+                .await
+                .context("hashing the admin's password")?
+        },
         Role::Admin,
         config.default_capacity,
     );
@@ -112,7 +117,7 @@ async fn load_nlp(config: &Config, store: &Store) -> anyhow::Result<Nlp> {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.data)
         .with_context(|| format!("opening the store in {}", config.data.display()))?;
-    let generated_admin_password = ensure_admin(&store, &config)?;
+    let generated_admin_password = ensure_admin(&store, &config).await?;
     let hub_config = HubConfig {
         visitor_token_ttl: Duration::from_secs(config.visitor_token_ttl_secs),
         agent_token_ttl: Duration::from_secs(config.agent_token_ttl_secs),

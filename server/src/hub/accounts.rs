@@ -86,14 +86,14 @@ impl Hub {
     pub async fn login(&self, email: &str, password: &str) -> Result<(String, u64, AgentRecord)> {
         let agent = self.store().agent_by_email(email)?.filter(|a| !a.disabled);
         // Verify against a dummy hash when the email is unknown, so timing does not tell.
-        let phc = agent
-            .as_ref()
-            .map(|a| a.password_hash.clone())
-            .unwrap_or_else(dummy_hash);
+        let phc = agent.as_ref().map(|a| a.password_hash.clone());
         let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc))
-            .await
-            .unwrap_or(false);
+        // The dummy is made on the password thread too (argon2's memory lives there).
+        let ok = auth::on_password_thread(move || {
+            auth::verify_password(&password, &phc.unwrap_or_else(dummy_hash))
+        })
+        .await
+        .ok_or(HubError::Busy(PASSWORDS_BUSY))?;
         let agent = agent.filter(|_| ok).ok_or(HubError::Unauthorized)?;
         let (token, hash) = auth::new_bearer_token();
         let ttl = u64::try_from(self.config().agent_token_ttl.as_millis()).unwrap_or(u64::MAX);
@@ -191,9 +191,9 @@ impl Hub {
             return Err(HubError::BadRequest("capacity is too large".into()));
         }
         let password = new.password.clone();
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        let hash = auth::on_password_thread(move || auth::hash_password(&password))
             .await
-            .map_err(|_| HubError::ShuttingDown)?;
+            .ok_or(HubError::Busy(PASSWORDS_BUSY))?;
         let mut record = AgentRecord::new(
             AgentId(self.store().next_id()?),
             &new.email,
@@ -228,9 +228,9 @@ impl Hub {
         if let Some(p) = &changes.password {
             check_password(p)?;
             let p = p.clone();
-            record.password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&p))
+            record.password_hash = auth::on_password_thread(move || auth::hash_password(&p))
                 .await
-                .map_err(|_| HubError::ShuttingDown)?;
+                .ok_or(HubError::Busy(PASSWORDS_BUSY))?;
         }
         if let Some(n) = changes.name {
             super::ops::check_field("name", Some(&n))?;
@@ -332,6 +332,9 @@ impl Hub {
         self.sync(permit, commit).await
     }
 }
+
+/// The answer when the password thread's queue is full.
+const PASSWORDS_BUSY: &str = "too many password checks waiting: retry shortly";
 
 fn dummy_hash() -> String {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();

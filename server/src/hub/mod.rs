@@ -123,6 +123,9 @@ pub enum HubError {
     Identity(&'static str),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Too much work of one kind queued (e.g. password checks): retry later.
+    #[error("{0}")]
+    Busy(&'static str),
     #[error("the store could not write; nothing was saved")]
     StoreUnavailable,
     #[error(transparent)]
@@ -151,7 +154,7 @@ impl HubError {
             HubError::InvalidState(_) => ErrorCode::InvalidState,
             HubError::Conflict(_) => ErrorCode::Conflict,
             HubError::Unauthorized | HubError::Identity(_) => ErrorCode::Unauthorized,
-            HubError::ShuttingDown => ErrorCode::Overloaded,
+            HubError::ShuttingDown | HubError::Busy(_) => ErrorCode::Overloaded,
             HubError::StoreUnavailable => ErrorCode::StoreUnavailable,
             HubError::Store(_) => ErrorCode::Internal,
         }
