@@ -60,9 +60,15 @@ pub struct Cli {
     pub message_bytes: usize,
 
     /// What visitors write, repeated up to `--message-bytes` (ASCII). The
-    /// default says nothing the bot answers; try `--text "where is my order"`
-    /// to exercise the bot and the handoff to a person.
-    #[arg(long, default_value = "load test message ")]
+    /// default is an ordinary English chat line that the bot does not answer
+    /// (low confidence: the conversation goes to an agent); try
+    /// `--text "where is my order"` to exercise the bot and the handoff to a
+    /// person, or `--text "load test message "` for text with no common
+    /// English word, the NLP's slowest path (a trigram language detector runs).
+    #[arg(
+        long,
+        default_value = "and what about the colour, is the blue one any good? "
+    )]
     pub text: String,
 
     /// Agent think time before each reply, in milliseconds.

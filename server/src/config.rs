@@ -49,6 +49,14 @@ pub struct Config {
     pub outbound_queue: usize,
     /// Commits waiting for the committer before senders wait.
     pub commit_queue: usize,
+    /// sled's page cache, in MiB. The heap it takes is about twice this
+    /// (sled counts serialized sizes); the rest of the store stays on disk.
+    pub store_cache_mib: u64,
+    /// Group-commit window, in microseconds: a flush starts at most this
+    /// often, so that under load one flush covers many commits (each flush
+    /// costs an fsync and wakes sled's I/O threads). A flush that follows a
+    /// quiet spell starts at once. 0 flushes as soon as anything is queued.
+    pub commit_window_us: u64,
     /// Time a new connection has to send its hello.
     pub hello_timeout_ms: u64,
     /// Interval between pings to an idle client.
@@ -120,6 +128,8 @@ impl Default for Config {
             login_window_secs: 300,
             outbound_queue: 256,
             commit_queue: 8192,
+            commit_window_us: 1000,
+            store_cache_mib: 64,
             hello_timeout_ms: 10_000,
             ping_interval_secs: 20,
             idle_timeout_secs: 60,

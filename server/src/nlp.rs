@@ -2,14 +2,22 @@
 //! that runs analysis off the async workers, the current model and knowledge
 //! base (both swappable while connections stay up), and the bot's own lines.
 //!
-//! Analysis takes tens of microseconds; it still runs on the blocking pool,
-//! behind a semaphore of `workers` permits, so a burst of messages waits for a
-//! permit (backpressure on the senders) instead of stalling other connections.
+//! Analysis takes tens of microseconds; it still runs off the async workers,
+//! on `workers` threads of its own (`sb-nlp-N`) fed by one bounded queue.
+//! A sender first takes one of [`QUEUE_PER_WORKER`] × `workers` permits, so a
+//! burst of messages waits for a permit (backpressure on the senders) instead
+//! of stalling other connections. Dedicated threads, rather than tokio's
+//! blocking pool, because a busy worker takes the next job without being
+//! woken, and nothing is allocated per job but the job itself.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use switchboard_nlp::{Decision, DecisionContext, KnowledgeBase, Pipeline};
 use switchboard_protocol::model::{Analysis, Author, AuthorKind};
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+/// Messages queued or being analysed, per worker, before senders wait.
+const QUEUE_PER_WORKER: usize = 64;
 
 /// The bot as an author.
 pub fn bot_author() -> Author {
@@ -28,10 +36,20 @@ pub fn handoff_line(language: &str) -> &'static str {
     }
 }
 
+/// One message to analyse, and where the answer goes.
+struct Job {
+    text: String,
+    pipeline: Arc<Pipeline>,
+    reply: oneshot::Sender<Analysis>,
+    /// Held until the analysis is done: the queue's backpressure.
+    _permit: OwnedSemaphorePermit,
+}
+
 pub struct Nlp {
     pipeline: RwLock<Arc<Pipeline>>,
     knowledge: RwLock<Arc<KnowledgeBase>>,
     permits: Arc<Semaphore>,
+    jobs: SyncSender<Job>,
     /// Bot answers in a row before a person takes over.
     pub max_bot_answers: u32,
 }
@@ -46,6 +64,20 @@ pub fn default_pipeline() -> Result<Arc<Pipeline>, switchboard_nlp::Error> {
     Ok(DEFAULT.get_or_init(|| p).clone())
 }
 
+/// An NLP worker thread: analyses jobs until every sender is gone. The
+/// queue's lock is held only while waiting for the next job.
+fn work(queue: &Mutex<Receiver<Job>>) {
+    loop {
+        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(job) = next else {
+            return;
+        };
+        let analysis = job.pipeline.analyze(&job.text);
+        // The sender may have gone (connection closed): nothing to do then.
+        let _ = job.reply.send(analysis);
+    }
+}
+
 impl Nlp {
     pub fn new(
         pipeline: Arc<Pipeline>,
@@ -53,10 +85,23 @@ impl Nlp {
         workers: usize,
         max_bot_answers: u32,
     ) -> Nlp {
+        let workers = workers.max(1);
+        let room = workers.saturating_mul(QUEUE_PER_WORKER);
+        // The permits bound what is queued, so sending never finds the channel full.
+        let (jobs, queue) = sync_channel(room);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..workers {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("sb-nlp-{i}"))
+                .spawn(move || work(&queue))
+                .expect("spawning an NLP worker thread");
+        }
         Nlp {
             pipeline: RwLock::new(pipeline),
             knowledge: RwLock::new(Arc::new(knowledge)),
-            permits: Arc::new(Semaphore::new(workers.max(1))),
+            permits: Arc::new(Semaphore::new(room)),
+            jobs,
             max_bot_answers,
         }
     }
@@ -84,17 +129,18 @@ impl Nlp {
         *self.knowledge.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(kb);
     }
 
-    /// Analyses `text` on the worker pool. `None` only if the pool is gone (shutdown).
+    /// Analyses `text` on the worker threads. `None` only if they are gone.
     pub async fn analyze(&self, text: &str) -> Option<Analysis> {
         let permit = self.permits.clone().acquire_owned().await.ok()?;
-        let pipeline = self.pipeline();
-        let text = text.to_string();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            pipeline.analyze(&text)
-        })
-        .await
-        .ok()
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            text: text.to_string(),
+            pipeline: self.pipeline(),
+            reply,
+            _permit: permit,
+        };
+        self.jobs.try_send(job).ok()?;
+        answer.await.ok()
     }
 
     /// The bot's decision for a conversation it is handling.

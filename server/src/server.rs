@@ -115,13 +115,15 @@ async fn load_nlp(config: &Config, store: &Store) -> anyhow::Result<Nlp> {
 
 /// Opens the store, binds, and serves until [`Running::shutdown`].
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let store = Store::open(&config.data)
+    let cache = config.store_cache_mib.saturating_mul(1024 * 1024);
+    let store = Store::open_with_cache(&config.data, cache)
         .with_context(|| format!("opening the store in {}", config.data.display()))?;
     let generated_admin_password = ensure_admin(&store, &config).await?;
     let hub_config = HubConfig {
         visitor_token_ttl: Duration::from_secs(config.visitor_token_ttl_secs),
         agent_token_ttl: Duration::from_secs(config.agent_token_ttl_secs),
         commit_queue: config.commit_queue.max(1),
+        commit_window: Duration::from_micros(config.commit_window_us),
         bot: config.bot,
         max_text_chars: config.max_text_chars,
         identity: auth::IdentitySecret::new(config.identity_secret.as_deref()),

@@ -86,13 +86,30 @@ impl LanguageDetector {
         if english >= 2 || (english > 0 && english * 3 >= words) {
             return "en";
         }
-        match self.latin.detect(normalized) {
+        match self.latin.detect(detection_prefix(normalized)) {
             Some(info) if info.lang() != Lang::Eng && info.confidence() > 0.5 && words >= 2 => {
                 iso639_1(info.lang())
             }
             _ => "en",
         }
     }
+}
+
+/// Trigram detection reads at most this many bytes: a few sentences settle
+/// the language, and a 4,000-character message would otherwise cost
+/// hundreds of microseconds.
+const DETECTION_BYTES: usize = 256;
+
+/// The start of `text`, at most [`DETECTION_BYTES`], cut on a character boundary.
+fn detection_prefix(text: &str) -> &str {
+    if text.len() <= DETECTION_BYTES {
+        return text;
+    }
+    let mut end = DETECTION_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// True when the bot can answer in `language`.
@@ -233,6 +250,18 @@ mod tests {
         );
         assert_eq!(lang("注文はどこですか"), "ja");
         assert_eq!(lang("12345 !!!"), "und");
+    }
+
+    #[test]
+    fn long_messages_are_judged_by_their_start() {
+        let french = "Bonjour, je voudrais annuler ma commande s'il vous plaît. ".repeat(60);
+        assert_eq!(lang(&french), "fr");
+        // A cut in the middle of a two-byte letter moves back to its start.
+        let accented = "é".repeat(200);
+        let prefix = detection_prefix(&accented);
+        assert_eq!(prefix.len(), DETECTION_BYTES);
+        let odd = format!("a{accented}");
+        assert_eq!(detection_prefix(&odd).len(), DETECTION_BYTES - 1);
     }
 
     #[test]

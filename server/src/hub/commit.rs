@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use switchboard_protocol::server::{Ack, ErrorMessage};
 use switchboard_protocol::{ErrorCode, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
@@ -82,22 +82,32 @@ pub(crate) fn spawn(
     broker: Arc<dyn Broker>,
     metrics: Arc<Metrics>,
     queue: usize,
+    window: Duration,
 ) -> (mpsc::Sender<Job>, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(queue);
     let thread = std::thread::Builder::new()
         .name("sb-committer".into())
-        .spawn(move || run(rx, &store, &*broker, &metrics))
+        .spawn(move || run(rx, window, &store, &*broker, &metrics))
         .expect("spawning the committer thread");
     (tx, thread)
 }
 
-fn run(mut rx: mpsc::Receiver<Job>, store: &Store, broker: &dyn Broker, metrics: &Metrics) {
+fn run(
+    mut rx: mpsc::Receiver<Job>,
+    window: Duration,
+    store: &Store,
+    broker: &dyn Broker,
+    metrics: &Metrics,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
+    // When the previous flush started (long ago, at first).
+    let mut last_flush: Option<Instant> = None;
     while !stopping {
         let Some(first) = rx.blocking_recv() else {
             break;
         };
+        linger(last_flush, window);
         for job in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
             match job {
                 Job::Commit(c) => batch.push(c),
@@ -113,6 +123,7 @@ fn run(mut rx: mpsc::Receiver<Job>, store: &Store, broker: &dyn Broker, metrics:
             continue;
         }
         let started = Instant::now();
+        last_flush = Some(started);
         let flushed = store.flush();
         metrics.observe_flush(started.elapsed(), batch.len());
         match flushed {
@@ -137,6 +148,19 @@ fn run(mut rx: mpsc::Receiver<Job>, store: &Store, broker: &dyn Broker, metrics:
         );
     } else if let Err(e) = store.flush() {
         tracing::error!(error = %e, "final store flush failed");
+    }
+}
+
+/// Group commit: under load, waits until `window` has passed since the
+/// previous flush started, so the commits arriving meanwhile share the next
+/// flush. After a quiet spell (the previous flush is older than `window`)
+/// it does not wait at all, so a lone message pays nothing.
+fn linger(last_flush: Option<Instant>, window: Duration) {
+    let Some(last) = last_flush else {
+        return;
+    };
+    if let Some(rest) = window.checked_sub(last.elapsed()) {
+        std::thread::sleep(rest);
     }
 }
 

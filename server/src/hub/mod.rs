@@ -169,6 +169,8 @@ pub struct HubConfig {
     pub visitor_token_ttl: Duration,
     pub agent_token_ttl: Duration,
     pub commit_queue: usize,
+    /// Shortest time between the starts of two flushes (group commit).
+    pub commit_window: Duration,
     /// New conversations start with the bot (needs NLP).
     pub bot: bool,
     /// Longest chat message text, in characters.
@@ -228,6 +230,7 @@ impl Hub {
             broker.clone(),
             metrics.clone(),
             config.commit_queue,
+            config.commit_window,
         );
         let hub = Hub {
             shared: Arc::new(Shared {

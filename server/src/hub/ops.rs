@@ -271,11 +271,12 @@ impl Hub {
                 Some(id) => {
                     let closed = !self.conversation(id)?.record.is_open();
                     // A retry of something already stored must not reopen anything.
-                    let resent = self
-                        .store()
-                        .message_by_client_id(id, &m.client_id)?
-                        .is_some();
-                    if closed && !resent {
+                    if closed
+                        && self
+                            .store()
+                            .message_by_client_id(id, &m.client_id)?
+                            .is_none()
+                    {
                         self.reopen(id, actor, &mut commit)?;
                     }
                     id

@@ -34,6 +34,8 @@ use switchboard_protocol::{AgentId, ConversationId, CustomerId};
 const VALUE_FORMAT: u8 = 1;
 /// Bytes [`Store::probe`] writes: about half a sled log segment.
 const PROBE_BYTES: usize = 256 * 1024;
+/// sled's page cache unless configured (`store_cache_mib`).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// How long [`Store::reopen`] waits for in-flight calls to let go of the old database.
 const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
@@ -82,6 +84,8 @@ pub struct Store {
 
 struct Shared {
     dir: PathBuf,
+    /// sled's page cache size, kept for reopening.
+    cache_bytes: u64,
     /// The open database. Calls clone the `Arc` and let go of it when done, so
     /// [`Store::reopen`] can tell when nobody uses the old one. `None` only
     /// while a reopen failed half-way.
@@ -120,10 +124,10 @@ struct Trees {
 }
 
 impl Trees {
-    fn open(dir: &Path, epoch: u64) -> Result<Trees> {
+    fn open(dir: &Path, epoch: u64, cache_bytes: u64) -> Result<Trees> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(cache_bytes)
             // The committer flushes explicitly; sled's own timer flush adds
             // nothing but contention with it.
             .flush_every_ms(None)
@@ -187,11 +191,18 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`, with the default cache.
     pub fn open(dir: &Path) -> Result<Store> {
-        let trees = Trees::open(dir, 0)?;
+        Store::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store in `dir`; sled may keep `cache_bytes` of
+    /// pages in memory (its own estimate: the heap it takes is about twice that).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store> {
+        let trees = Trees::open(dir, 0, cache_bytes)?;
         Ok(Store {
             shared: Arc::new(Shared {
+                cache_bytes,
                 dir: dir.to_path_buf(),
                 trees: RwLock::new(Some(Arc::new(trees))),
                 writable: AtomicBool::new(true),
@@ -302,7 +313,7 @@ impl Store {
         let dir = &self.shared.dir;
         let mut tries = 0;
         let trees = loop {
-            match Trees::open(dir, epoch) {
+            match Trees::open(dir, epoch, self.shared.cache_bytes) {
                 Ok(t) => break t,
                 Err(StoreError::Sled(sled::Error::Io(e))) if tries < 20 => {
                     tracing::debug!(error = %e, "reopening the store: retrying");
