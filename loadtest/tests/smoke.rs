@@ -127,7 +127,10 @@ fn chat_with_a_slow_reader_loses_nothing() {
         "--server-env",
         "SWITCHBOARD_SOCKET_SEND_BUFFER_BYTES=4096",
         "--server-env",
-        "SWITCHBOARD_OUTBOUND_QUEUE=16",
+        // Small, so the slow reader's queue fills within the run; not so
+        // small that one group commit's acks and echoes for an agent's burst
+        // of 100 flood messages overflow the agent's own queue.
+        "SWITCHBOARD_OUTBOUND_QUEUE=64",
     ]);
     let slow = &report["slow_readers"];
     assert_eq!(slow["connected"], 1, "{stdout}");

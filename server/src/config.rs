@@ -87,7 +87,11 @@ pub struct Config {
     pub ip_new_conversations_burst: f64,
     /// Per-connection read buffer (tungstenite's default is 128 KiB, allocated up front).
     pub read_buffer_bytes: usize,
-    /// Bytes buffered before a write goes to the socket.
+    /// Bytes of outgoing frames gathered before they go to the socket; a
+    /// session also sends them whenever it has written what was queued. With
+    /// 0 every frame is its own `send` system call (an ack and the echo that
+    /// follows it would be two), which costs a fifth of the server's CPU
+    /// under load (docs/performance.md).
     pub write_buffer_bytes: usize,
     /// Bytes a connection may have waiting to be written before it errors.
     pub max_write_buffer_bytes: usize,
@@ -145,7 +149,7 @@ impl Default for Config {
             ip_new_conversations_per_min: 30.0,
             ip_new_conversations_burst: 30.0,
             read_buffer_bytes: 1024,
-            write_buffer_bytes: 0,
+            write_buffer_bytes: 16 * 1024,
             max_write_buffer_bytes: 1024 * 1024,
             nlp: true,
             bot: true,
