@@ -119,6 +119,9 @@ pub fn error_kind(e: &tungstenite::Error) -> String {
 }
 
 /// What an incoming WebSocket message turned out to be.
+// Built once per message and matched at once: boxing the server message
+// would cost an allocation per frame and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Frame {
     Server(ServerMessage),

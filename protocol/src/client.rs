@@ -39,6 +39,8 @@ crate::codec::wire_enum! {
         13 => "identify" Identify(Identify),
         /// Visitor: ask for a person instead of the bot.
         14 => "handoff" Handoff(ConversationRef),
+        /// Agent: move a conversation to a team (it leaves its agent and is routed within the team).
+        15 => "transfer_to_team" TransferToTeam(TransferToTeam),
     }
 }
 
@@ -131,6 +133,15 @@ pub struct ConversationRef {
 pub struct Transfer {
     pub conversation_id: ConversationId,
     pub to_agent: AgentId,
+}
+
+/// Moves a conversation to a team: it leaves its agent (if any) and goes to
+/// a member of `team` with room, or waits in the queue for one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferToTeam {
+    pub conversation_id: ConversationId,
+    /// A team name (see [`crate::limits::is_team_name`]).
+    pub team: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,3 +19,28 @@ pub const MAX_COMMENT_CHARS: usize = 2000;
 pub const MAX_FIELD_BYTES: usize = 512;
 /// Most custom attributes on a customer profile.
 pub const MAX_ATTRIBUTES: usize = 64;
+/// Longest team name, in bytes (`[a-z0-9_-]`, so bytes are characters).
+pub const MAX_TEAM_CHARS: usize = 32;
+/// Most teams one agent may be in.
+pub const MAX_TEAMS_PER_AGENT: usize = 16;
+
+/// Whether `name` is a valid team name: 1 to [`MAX_TEAM_CHARS`] of `a-z`, `0-9`, `_`, `-`.
+pub fn is_team_name(name: &str) -> bool {
+    (1..=MAX_TEAM_CHARS).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn team_names_are_short_lower_case_words() {
+        for ok in ["orders", "billing-eu", "tier_2", "a", &"x".repeat(32)] {
+            assert!(super::is_team_name(ok), "{ok}");
+        }
+        for bad in ["", "Orders", "two words", "café", "a.b", &"x".repeat(33)] {
+            assert!(!super::is_team_name(bad), "{bad}");
+        }
+    }
+}

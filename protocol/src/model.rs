@@ -130,6 +130,9 @@ pub struct ConversationView {
     /// Satisfaction estimated from the visitor's sentiment, -1 ..= 1, once there is any.
     #[serde(default)]
     pub sentiment: Option<f32>,
+    /// The team it is routed to (from the bot's hand-off or a transfer), if any.
+    #[serde(default)]
+    pub team: Option<String>,
 }
 
 /// A satisfaction rating a visitor gives after close.
@@ -171,6 +174,9 @@ pub struct AgentView {
     pub role: Role,
     pub capacity: u32,
     pub disabled: bool,
+    /// The teams the agent takes conversations for (sorted, lower-case).
+    #[serde(default)]
+    pub teams: Vec<String>,
 }
 
 /// An agent's presence: status, capacity and how many conversations they have.
@@ -182,4 +188,7 @@ pub struct Presence {
     pub capacity: u32,
     /// Open conversations assigned to this agent.
     pub active: u32,
+    /// The agent's teams (sorted).
+    #[serde(default)]
+    pub teams: Vec<String>,
 }

@@ -17,7 +17,7 @@ use proptest::test_runner::FileFailurePersistence;
 use std::path::Path;
 use switchboard_protocol::client::{
     AgentHello, ConversationRef, History, Identify, Rate, Read, ResumePoint, SendMessage,
-    SetCapacity, SetStatus, Transfer, Typing, VisitorHello,
+    SetCapacity, SetStatus, Transfer, TransferToTeam, Typing, VisitorHello,
 };
 use switchboard_protocol::codec::{Wire, WIRE_FORMAT};
 use switchboard_protocol::model::{AgentStatus, Author, AuthorKind};
@@ -596,6 +596,12 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
             conversation_id,
             to_agent: AgentId(a)
         })),
+        (conv(), text()).prop_map(|(conversation_id, team)| ClientMessage::TransferToTeam(
+            TransferToTeam {
+                conversation_id,
+                team
+            }
+        )),
         prop::sample::select(&[AgentStatus::Online, AgentStatus::Away, AgentStatus::Offline][..])
             .prop_map(|status| ClientMessage::SetStatus(SetStatus { status })),
         any::<u32>().prop_map(|capacity| ClientMessage::SetCapacity(SetCapacity { capacity })),

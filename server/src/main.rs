@@ -74,6 +74,9 @@ enum AgentCommand {
         role: Role,
         #[arg(long)]
         capacity: Option<u32>,
+        /// A team the agent takes conversations for (repeatable), e.g. `--team orders`.
+        #[arg(long = "team", value_name = "TEAM")]
+        teams: Vec<String>,
         #[arg(long, env = "SWITCHBOARD_AGENT_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
@@ -159,8 +162,10 @@ fn agent(config: &Config, command: AgentCommand) -> anyhow::Result<()> {
             name,
             role,
             capacity,
+            teams,
             password,
         } => {
+            let teams = hub::teams::check_teams(teams)?;
             let (password, generated) = password_or_random(password);
             let mut a = AgentRecord::new(
                 AgentId(store.next_id()?),
@@ -171,6 +176,7 @@ fn agent(config: &Config, command: AgentCommand) -> anyhow::Result<()> {
                 capacity.unwrap_or(config.default_capacity),
             );
             a.created_at = hub::now_ms();
+            a.teams = teams;
             if !store.put_agent(&a)? {
                 bail!("an agent with email {email} exists");
             }
@@ -187,8 +193,13 @@ fn agent(config: &Config, command: AgentCommand) -> anyhow::Result<()> {
                     "agent"
                 };
                 let state = if a.disabled { "disabled" } else { "enabled" };
+                let teams = if a.teams.is_empty() {
+                    "-".to_string()
+                } else {
+                    a.teams.join(",")
+                };
                 println!(
-                    "{}\t{}\t{}\t{role}\tcapacity {}\t{state}",
+                    "{}\t{}\t{}\t{role}\tcapacity {}\t{state}\tteams {teams}",
                     a.id, a.email, a.name, a.capacity
                 );
             }

@@ -143,11 +143,18 @@ impl Nlp {
         answer.await.ok()
     }
 
-    /// The bot's decision for a conversation it is handling.
-    pub fn decide(&self, analysis: &Analysis, bot_answers_in_a_row: u32) -> Decision {
+    /// The bot's decision for a conversation it is handling; `topic_team` is
+    /// the conversation's team so far.
+    pub fn decide(
+        &self,
+        analysis: &Analysis,
+        bot_answers_in_a_row: u32,
+        topic_team: Option<String>,
+    ) -> Decision {
         let ctx = DecisionContext {
             bot_answers_in_a_row,
             max_bot_answers: self.max_bot_answers,
+            topic_team,
             ..DecisionContext::default()
         };
         switchboard_nlp::decision::decide(&self.knowledge(), analysis, &ctx)

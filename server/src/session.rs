@@ -178,7 +178,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let gauge = self.hub.metrics().connections.get_or_create(&role).clone();
         gauge.inc();
         let exit = self.serve(&actor).await;
-        self.hub.leave(&actor, self.handle.id);
+        // Boxed: leaving may wait for the commit queue, and that state must
+        // not widen every idle connection's task (see `run`).
+        Box::pin(self.hub.leave(&actor, self.handle.id)).await;
         gauge.dec();
         tracing::debug!(participant = ?actor.who, session = self.handle.id, ?exit, "session ended");
         Box::pin(self.finish(exit)).await;
@@ -239,7 +241,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         };
         if let Err(exit) = self.resume(&actor, &resume).await {
-            self.hub.leave(&actor, self.handle.id);
+            Box::pin(self.hub.leave(&actor, self.handle.id)).await;
             return Err(exit);
         }
         Ok(actor)
@@ -398,7 +400,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             ClientMessage::SetCapacity(c) => hub.set_capacity(actor, c.capacity).await,
             ClientMessage::Rate(r) => hub.rate(actor, r).await,
             ClientMessage::Identify(i) => hub.identify(actor, i).await,
-            ClientMessage::Handoff(c) => hub.handoff(actor, c.conversation_id, 0).await,
+            ClientMessage::Handoff(c) => hub.handoff(actor, c.conversation_id, 0, None).await,
+            ClientMessage::TransferToTeam(t) => {
+                hub.transfer_to_team(actor, t.conversation_id, t.team).await
+            }
             ClientMessage::VisitorHello(_) | ClientMessage::AgentHello(_) => {
                 Err(HubError::BadRequest("already said hello".into()))
             }
@@ -534,6 +539,7 @@ fn conversation_of(msg: &ClientMessage) -> Option<ConversationId> {
             Some(c.conversation_id)
         }
         ClientMessage::Transfer(t) => Some(t.conversation_id),
+        ClientMessage::TransferToTeam(t) => Some(t.conversation_id),
         ClientMessage::Rate(r) => Some(r.conversation_id),
         _ => None,
     }

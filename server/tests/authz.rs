@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use switchboard_protocol::client::{
     AgentHello, ConversationRef, History, Identify, Rate, Read, SendMessage, SetCapacity,
-    SetStatus, Transfer, Typing, VisitorHello,
+    SetStatus, Transfer, TransferToTeam, Typing, VisitorHello,
 };
 use switchboard_protocol::model::AgentStatus;
 use switchboard_protocol::server::{ConversationEventKind, ErrorMessage};
@@ -486,6 +486,10 @@ fn conversation_actions(conv: ConversationId, to_agent: AgentId) -> Vec<ClientMe
             conversation_id: conv,
             to_agent,
         }),
+        ClientMessage::TransferToTeam(TransferToTeam {
+            conversation_id: conv,
+            team: "orders".into(),
+        }),
         ClientMessage::Close(r.clone()),
         ClientMessage::Rate(Rate {
             conversation_id: conv,
@@ -552,7 +556,12 @@ async fn a_visitor_reaches_only_their_own_conversations_and_guessed_ids_tell_not
             continue;
         }
         for action in conversation_actions(target, ann) {
-            let agent_only = matches!(action, ClientMessage::Claim(_) | ClientMessage::Transfer(_));
+            let agent_only = matches!(
+                action,
+                ClientMessage::Claim(_)
+                    | ClientMessage::Transfer(_)
+                    | ClientMessage::TransferToTeam(_)
+            );
             let e = refusal(&mut mallory, action.clone()).await;
             let want = if agent_only {
                 (ErrorCode::Forbidden, e.message.clone())
@@ -571,6 +580,10 @@ async fn a_visitor_reaches_only_their_own_conversations_and_guessed_ids_tell_not
         ClientMessage::Transfer(Transfer {
             conversation_id: own,
             to_agent: ann,
+        }),
+        ClientMessage::TransferToTeam(TransferToTeam {
+            conversation_id: own,
+            team: "orders".into(),
         }),
         ClientMessage::SetStatus(SetStatus {
             status: AgentStatus::Online,
@@ -642,6 +655,10 @@ async fn an_agent_cannot_act_as_another_agent() {
         }),
         ClientMessage::Handoff(ConversationRef {
             conversation_id: conv,
+        }),
+        ClientMessage::TransferToTeam(TransferToTeam {
+            conversation_id: conv,
+            team: "orders".into(),
         }),
     ] {
         let e = refusal(&mut bob, action.clone()).await;
@@ -718,7 +735,18 @@ async fn an_agent_cannot_act_as_another_agent() {
     p.agent.say("a1", Some(conv), "Ann here").await;
     let m = p.visitor.message("Ann here").await;
     assert_eq!(m.author.id, ann.0);
-    // An admin may step in (documented): transfer it to Bob.
+    // An admin may step in (documented): transfer it to Bob, once he is back
+    // online (a transfer needs its target online with a free slot).
+    bob.send(ClientMessage::SetStatus(SetStatus {
+        status: AgentStatus::Online,
+    }))
+    .await;
+    p.agent
+        .recv_until(|m| match m {
+            ServerMessage::Presence(pr) if pr.status == AgentStatus::Online => Some(()),
+            _ => None,
+        })
+        .await;
     let admin = s.admin_token().await;
     let (mut boss, _) = Client::agent(&s.ws_url(), Encoding::Json, &admin, vec![]).await;
     boss.send(ClientMessage::Transfer(Transfer {

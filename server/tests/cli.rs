@@ -35,11 +35,31 @@ async fn agent_add_list_passwd_remove() {
             "bo@shop.test",
             "--name",
             "Bo",
+            "--team",
+            "orders",
+            "--team",
+            "billing",
+            "--team",
+            "orders",
             "--password",
             "first-pass",
         ],
     );
     assert!(ok, "{out}");
+    let (ok, out) = switchboard(
+        d,
+        &[
+            "agent",
+            "add",
+            "--email",
+            "t@shop.test",
+            "--name",
+            "T",
+            "--team",
+            "Two Words",
+        ],
+    );
+    assert!(!ok && out.contains("team name"), "{out}");
     let (ok, out) = switchboard(
         d,
         &[
@@ -76,6 +96,8 @@ async fn agent_add_list_passwd_remove() {
         list.contains("bo@shop.test") && list.contains("cy@shop.test\tCy\tadmin"),
         "{list}"
     );
+    assert!(list.contains("teams billing,orders"), "{list}");
+    assert!(!list.contains("t@shop.test"), "{list}");
     let (ok, out) = switchboard(
         d,
         &[
@@ -113,7 +135,13 @@ async fn agent_add_list_passwd_remove() {
         )
         .await;
     assert_eq!(status, 401);
-    s.login("bo@shop.test", "second-pass").await;
+    let bo = s.login("bo@shop.test", "second-pass").await;
+    let (_, me) = s.http("GET", "/api/me", Some(&bo), None).await;
+    assert_eq!(
+        me["teams"],
+        serde_json::json!(["billing", "orders"]),
+        "{me}"
+    );
     let (status, _) = s
         .http(
             "POST",

@@ -147,7 +147,8 @@ async fn an_agent_coming_online_takes_the_queue_and_an_agent_can_claim() {
 async fn transfer_moves_the_conversation_and_its_messages() {
     let s = TestServer::start().await;
     let (_, ann) = s.agent_account("ann@shop.test", 5).await;
-    let (bob_id, bob) = s.agent_account("bob@shop.test", 0).await;
+    // Bob has one free slot (Ann's five win the new conversation), enough to take a transfer.
+    let (bob_id, bob) = s.agent_account("bob@shop.test", 1).await;
     let (mut ann_ws, _) = Client::agent(&s.ws_url(), Encoding::Json, &ann, vec![]).await;
     let (mut bob_ws, _) = Client::agent(&s.ws_url(), Encoding::Json, &bob, vec![]).await;
     let (mut v, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;

@@ -1,6 +1,7 @@
 // The console beyond the basic chat: history paged on scroll (console and
-// widget), transfer between two agents, status and capacity, the customers
-// page (search, edit, delete), and the title badge while the tab is hidden.
+// widget), an admin setting an agent's teams, transfer between two agents and
+// to a team (the team shown on the conversation), status and capacity, the
+// customers page (search, edit, delete), and the title badge while the tab is hidden.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -53,14 +54,33 @@ async function burst(page, n) {
   }, n);
 }
 
-test('history pages on scroll, transfer, status, customers, title badge', async () => {
+test('history pages on scroll, teams, transfer, status, customers, title badge', async () => {
   const vCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const gCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   const lCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const aCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   const visitor = await vCtx.newPage();
   const g = await gCtx.newPage();
   const l = await lCtx.newPage();
-  const seen = [watch(visitor), watch(g), watch(l)];
+  const boss = await aCtx.newPage();
+  const seen = [watch(visitor), watch(g), watch(l), watch(boss)];
+
+  // An admin puts Grace in the orders team from the dashboard, then signs out.
+  await consoleLogin(boss, server, server.adminEmail, server.adminPassword);
+  await boss.locator('.nav-item[data-view="dashboard"]').click();
+  const graceRow = boss.locator(`#team-list li[data-agent="${grace.id}"]`);
+  await graceRow.locator('input[name="teams"]').fill('two words');
+  await graceRow.locator('button[type="submit"]').click();
+  await boss.locator('#toast', { hasText: 'not a team name' }).waitFor();
+  await graceRow.locator('input[name="teams"]').fill('Orders');
+  await graceRow.locator('button[type="submit"]').click();
+  await graceRow.locator('.team-chip', { hasText: 'orders' }).waitFor();
+  const adminToken = await server.login(server.adminEmail, server.adminPassword);
+  const listed = await server.api('GET', '/api/agents', undefined, adminToken);
+  assert.deepEqual(listed.agents.find((a) => a.id === grace.id).teams, ['orders']);
+  await shot(boss, 'console-admin-teams');
+  await boss.locator('#logout').click();
+  await boss.locator('#login').waitFor({ state: 'visible' });
 
   await consoleLogin(g, server, grace.email, grace.password);
   // Linus is away: new conversations go to Grace.
@@ -134,6 +154,21 @@ test('history pages on scroll, transfer, status, customers, title badge', async 
   await visitor.locator('#switchboard-widget .msg.agent', { hasText: 'Linus here' }).waitFor({ timeout: 10000 });
   assert.match(await visitor.locator('#switchboard-widget .msg.agent', { hasText: 'Linus here' }).locator('.who').textContent(), /Linus/);
 
+  // Linus moves it to the orders team: Grace, its member, gets it, and the team shows.
+  await l.locator('#transfer-to option[value="team:orders"]', { hasText: 'Team orders (1 online)' }).waitFor({ state: 'attached' });
+  await l.locator('#transfer-to').selectOption('team:orders');
+  await l.locator('#transfer').click();
+  await g.locator('#mine-list [data-conversation] .team-chip', { hasText: 'orders' }).waitFor({ timeout: 10000 });
+  await l.locator('#mine-list [data-conversation]').waitFor({ state: 'detached', timeout: 10000 });
+  await g.locator('#mine-list [data-conversation]').first().click();
+  await g.locator('#thread-team', { hasText: 'Team orders' }).waitFor();
+  await g.locator('#customer-panel dd', { hasText: 'orders' }).waitFor();
+  await shot(g, 'console-team');
+  // And back to Linus by name, for what follows.
+  await g.locator('#transfer-to').selectOption({ label: await g.locator('#transfer-to option', { hasText: 'Linus' }).textContent() });
+  await g.locator('#transfer').click();
+  await l.locator('#mine-list [data-conversation] .team-chip', { hasText: 'orders' }).waitFor({ timeout: 10000 });
+
   // Capacity is saved through the server and comes back in presence.
   await l.locator('#me-capacity').fill('3');
   await l.locator('#me-capacity').press('Tab');
@@ -182,4 +217,5 @@ test('history pages on scroll, transfer, status, customers, title badge', async 
   await vCtx.close();
   await gCtx.close();
   await lCtx.close();
+  await aCtx.close();
 });

@@ -170,8 +170,9 @@ test('console: golden frames, NLP analysis beside visitor messages, bot marked, 
   assert.equal(hello.token, 'fixture-token');
   assert.deepEqual(Object.keys(hello).sort(), Object.keys(fixture('client', 'agent_hello')).sort());
 
-  // agent_welcome.json: conversation 42 is Grace's, 43 waits in the queue.
+  // agent_welcome.json: conversation 42 is Grace's (team orders), 43 waits in the queue.
   await page.locator('#mine-list [data-conversation="42"]', { hasText: 'Ada Lovelace' }).waitFor();
+  assert.equal(await page.locator('#mine-list [data-conversation="42"] .team-chip').textContent(), 'orders');
   await page.locator('#queue-list [data-conversation="43"]', { hasText: '#1 in queue' }).waitFor();
   await page.locator('#me-name', { hasText: 'Grace' }).waitFor();
   await page.locator('#mine-list [data-conversation="42"]').click();
@@ -215,6 +216,13 @@ test('console: golden frames, NLP analysis beside visitor messages, bot marked, 
   ws.push({ ...fixture('server', 'ack'), client_id: send.client_id, seq: 4, message_id: 1004 });
   await page.locator('#thread-log [data-seq="4"] .bubble', { hasText: 'On its way' }).waitFor();
 
+  // A transfer to a team has the fixture's shape (presence.json: Grace is in orders).
+  await page.locator('#transfer-to').selectOption('team:orders');
+  await page.locator('#transfer').click();
+  const toTeam = await ws.waitFor('transfer_to_team');
+  assert.deepEqual(Object.keys(toTeam).sort(), Object.keys(fixture('client', 'transfer_to_team')).sort());
+  assert.deepEqual(toTeam, { ...fixture('client', 'transfer_to_team'), team: 'orders' });
+
   // Claim from the queue has the fixture's shape.
   await page.locator('#queue-list [data-conversation="43"]').click();
   await page.locator('#claim').click();
@@ -227,6 +235,9 @@ test('console: golden frames, NLP analysis beside visitor messages, bot marked, 
   // presence.json updates the team.
   ws.push({ ...fixture('server', 'presence'), status: 'away' });
   await page.locator('#me-dot.away').waitFor();
+  // conversation_transferred_to_team.json: 42 waits for the billing team, shown on it.
+  ws.push(fixture('server', 'conversation_transferred_to_team'));
+  await page.locator('#queue-list [data-conversation="42"] .team-chip', { hasText: 'billing' }).waitFor();
 
   assert.deepEqual(seen.errors, []);
   await ctx.close();

@@ -93,9 +93,9 @@ export async function startServer({ data, listen, password, env } = {}) {
       return (await server.api('POST', '/api/login', { email, password: pw })).token;
     },
     /** Creates an agent through the admin API and returns its credentials. */
-    async createAgent({ email, name, password = 'agent-password-1', capacity = 5, role = 'agent' }) {
+    async createAgent({ email, name, password = 'agent-password-1', capacity = 5, role = 'agent', teams = [] }) {
       const admin = await server.login(server.adminEmail, adminPassword);
-      const agent = await server.api('POST', '/api/agents', { email, name, password, role, capacity }, admin);
+      const agent = await server.api('POST', '/api/agents', { email, name, password, role, capacity, teams }, admin);
       return { ...agent, password };
     },
     /** Stops the server; keeps the data folder when `keepData` (for a restart). */

@@ -10,8 +10,12 @@
 //! 7. no answer in the knowledge base → hand-off;
 //! 8. otherwise the bot answers.
 //!
-//! A hand-off carries the intent's team and a priority raised by negative
-//! sentiment.
+//! A hand-off carries a team and a priority raised by negative sentiment.
+//! The team is the message's intent's team, except that asking for a person
+//! (or a message with no team of its own, e.g. low confidence) goes to the
+//! *topic* team, the team of the last intent the bot answered in this
+//! conversation ([`DecisionContext::topic_team`]): "where is my order?" then
+//! "talk to a person" reaches the orders team, not a general one.
 
 use crate::knowledge::KnowledgeBase;
 use crate::language::is_supported;
@@ -34,6 +38,8 @@ pub struct DecisionContext {
     pub human_assigned: bool,
     /// Sentiment at or below this hands off at once.
     pub strong_negative: f32,
+    /// The team of the conversation's topic so far (the last answered intent's team).
+    pub topic_team: Option<String>,
 }
 
 impl Default for DecisionContext {
@@ -44,6 +50,7 @@ impl Default for DecisionContext {
             base_priority: 0,
             human_assigned: false,
             strong_negative: -0.6,
+            topic_team: None,
         }
     }
 }
@@ -64,8 +71,13 @@ pub enum HandoffReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Decision {
-    /// The bot answers with `text` (which ends with the offer of a person).
-    Answer { text: String, intent: String },
+    /// The bot answers with `text` (which ends with the offer of a person);
+    /// `team` is the intent's team, the conversation's topic from now on.
+    Answer {
+        text: String,
+        intent: String,
+        team: Option<String>,
+    },
     /// Queue for a human, with this priority, preferably to `team`.
     Handoff {
         reason: HandoffReason,
@@ -85,7 +97,7 @@ pub fn decide(kb: &KnowledgeBase, analysis: &Analysis, ctx: &DecisionContext) ->
     let handoff = |reason| Decision::Handoff {
         reason,
         priority: priority(analysis, ctx),
-        team: intent.and_then(|i| kb.team(i)).map(str::to_owned),
+        team: handoff_team(kb, intent, ctx),
     };
     if intent == Some(TALK_TO_HUMAN) {
         return handoff(HandoffReason::AskedForPerson);
@@ -106,8 +118,20 @@ pub fn decide(kb: &KnowledgeBase, analysis: &Analysis, ctx: &DecisionContext) ->
         Some(text) => Decision::Answer {
             text,
             intent: intent.to_owned(),
+            team: kb.team(intent).map(str::to_owned),
         },
         None => handoff(HandoffReason::NoAnswer),
+    }
+}
+
+/// The message's own team, or the topic's when the visitor asks for a person
+/// or the message has none (see the module docs).
+fn handoff_team(kb: &KnowledgeBase, intent: Option<&str>, ctx: &DecisionContext) -> Option<String> {
+    let own = intent.and_then(|i| kb.team(i)).map(str::to_owned);
+    if intent == Some(TALK_TO_HUMAN) {
+        ctx.topic_team.clone().or(own)
+    } else {
+        own.or_else(|| ctx.topic_team.clone())
     }
 }
 
@@ -247,6 +271,48 @@ mod tests {
             &DecisionContext::default(),
         );
         assert_eq!(reason(d), Some(HandoffReason::NoAnswer));
+    }
+
+    #[test]
+    fn answers_carry_the_topic_team_and_a_person_is_found_in_it() {
+        let d = decide(
+            &kb(),
+            &analysis("en", Some("order_status"), 0.0),
+            &DecisionContext::default(),
+        );
+        assert!(
+            matches!(d, Decision::Answer { ref team, .. } if team.as_deref() == Some("orders")),
+            "{d:?}"
+        );
+        let topic = DecisionContext {
+            topic_team: Some("orders".into()),
+            ..DecisionContext::default()
+        };
+        let team = |d| match d {
+            Decision::Handoff { team, .. } => team,
+            other => panic!("{other:?}"),
+        };
+        // Asking for a person goes to the topic's team, not talk_to_human's own.
+        let asked = analysis("en", Some(TALK_TO_HUMAN), 0.0);
+        assert_eq!(
+            team(decide(&kb(), &asked, &topic)).as_deref(),
+            Some("orders")
+        );
+        assert_eq!(
+            team(decide(&kb(), &asked, &DecisionContext::default())).as_deref(),
+            Some("general")
+        );
+        // A message with no team of its own keeps the topic; one with a team moves it.
+        let unsure = analysis("en", None, 0.0);
+        assert_eq!(
+            team(decide(&kb(), &unsure, &topic)).as_deref(),
+            Some("orders")
+        );
+        let angry = analysis("en", Some("invoice"), -0.9);
+        assert_eq!(
+            team(decide(&kb(), &angry, &topic)).as_deref(),
+            Some("billing")
+        );
     }
 
     #[test]

@@ -336,6 +336,7 @@ pub(super) struct ConversationQuery {
     status: Option<ConversationStatus>,
     agent_id: Option<u64>,
     customer_id: Option<u64>,
+    team: Option<String>,
     limit: Option<usize>,
     cursor: Option<usize>,
 }
@@ -353,7 +354,10 @@ pub(super) async fn list_conversations(
         let keep = q.status.is_none_or(|s| s == c.status)
             && q.agent_id.is_none_or(|a| c.agent_id == Some(AgentId(a)))
             && q.customer_id
-                .is_none_or(|id| c.customer_id == CustomerId(id));
+                .is_none_or(|id| c.customer_id == CustomerId(id))
+            && q.team
+                .as_deref()
+                .is_none_or(|t| c.team.as_deref() == Some(t));
         if keep {
             found.push(c);
         }
@@ -437,6 +441,8 @@ pub(super) struct CreateAgent {
     role: Option<Role>,
     #[serde(default)]
     capacity: Option<u32>,
+    #[serde(default)]
+    teams: Vec<String>,
 }
 
 pub(super) async fn create_agent(
@@ -451,6 +457,7 @@ pub(super) async fn create_agent(
         password: b.password,
         role: b.role.unwrap_or(Role::Agent),
         capacity: b.capacity.unwrap_or(app.config.default_capacity),
+        teams: b.teams,
     };
     let agent = app.hub.create_agent(new).await?;
     Ok((StatusCode::CREATED, Json(agent.view())))
@@ -464,6 +471,7 @@ pub(super) struct UpdateAgent {
     capacity: Option<u32>,
     password: Option<String>,
     disabled: Option<bool>,
+    teams: Option<Vec<String>>,
 }
 
 pub(super) async fn update_agent(
@@ -487,6 +495,7 @@ pub(super) async fn update_agent(
         capacity: b.capacity,
         password: b.password,
         disabled: b.disabled,
+        teams: b.teams,
     };
     // Changing your own password signs out your other devices, not this one.
     let keep = (me.agent_id() == Some(AgentId(id))).then_some(my_token.as_str());

@@ -36,7 +36,9 @@ pub(super) async fn get_knowledge(
     ))
 }
 
-/// Replaces the knowledge base (the same JSON shape `GET` returns); kept across restarts.
+/// Replaces the knowledge base (the same JSON shape `GET` returns); kept
+/// across restarts. Every intent's team must be a valid team name, or no
+/// agent could ever be in it.
 pub(super) async fn put_knowledge(
     State(app): State<AppState>,
     _: Admin,
@@ -44,6 +46,12 @@ pub(super) async fn put_knowledge(
 ) -> ApiResult<impl IntoResponse> {
     let nlp = nlp(&app)?;
     let kb = KnowledgeBase::from_json(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    for (intent, entry) in &kb.intents {
+        if let Some(team) = &entry.team {
+            crate::hub::teams::check_team(team)
+                .map_err(|e| ApiError::bad_request(format!("intents.{intent}.team: {e}")))?;
+        }
+    }
     app.hub.store().put_knowledge_base(&kb.to_json())?;
     app.hub.persist().await?;
     nlp.swap_knowledge(kb);
@@ -92,6 +100,6 @@ pub(super) async fn analyze(
         .analyze(&t.text)
         .await
         .ok_or_else(|| ApiError::new(ErrorCode::Overloaded, "shutting down"))?;
-    let decision = nlp.decide(&analysis, 0);
+    let decision = nlp.decide(&analysis, 0, None);
     Ok(Json(json!({ "analysis": analysis, "decision": decision })))
 }

@@ -60,6 +60,8 @@ pub struct NewAgent {
     pub password: String,
     pub role: Role,
     pub capacity: u32,
+    /// Team names (checked, sorted and deduplicated on create).
+    pub teams: Vec<String>,
 }
 
 /// Changes to an account; `None` leaves a field as it is.
@@ -70,6 +72,8 @@ pub struct AgentChanges {
     pub capacity: Option<u32>,
     pub password: Option<String>,
     pub disabled: Option<bool>,
+    /// The whole new set of teams (`Some(vec![])` leaves every team).
+    pub teams: Option<Vec<String>>,
 }
 
 fn check_password(p: &str) -> Result<()> {
@@ -190,6 +194,7 @@ impl Hub {
         if new.capacity > super::ops::MAX_CAPACITY {
             return Err(HubError::BadRequest("capacity is too large".into()));
         }
+        let teams = super::teams::check_teams(new.teams)?;
         let password = new.password.clone();
         let hash = auth::on_password_thread(move || auth::hash_password(&password))
             .await
@@ -203,17 +208,19 @@ impl Hub {
             new.capacity,
         );
         record.created_at = now_ms();
+        record.teams = teams;
         if !self.store().put_agent(&record)? {
             return Err(HubError::Conflict("an agent with that email exists"));
         }
-        self.routing()
-            .upsert_agent(record.id, &record.name, record.status, record.capacity);
+        self.routing().upsert_agent(&record);
         let permit = self.reserve().await?;
         self.sync(permit, Commit::default()).await?;
         Ok(record)
     }
 
-    /// Changes an account. A new password revokes the account's tokens (but
+    /// Changes an account. New teams take effect at once: waiting conversations
+    /// of those teams may go to the agent (and of the old ones, overflow to
+    /// anyone). A new password revokes the account's tokens (but
     /// `keep`, the token of an admin changing their own) and closes the
     /// sessions opened with them. A new role closes the account's sessions
     /// with 1012 so they reconnect under it. Disabling revokes every token,
@@ -225,6 +232,9 @@ impl Hub {
         keep: Option<&str>,
     ) -> Result<AgentRecord> {
         let mut record = self.store().agent(id)?.ok_or(HubError::NotFound)?;
+        if let Some(teams) = changes.teams {
+            record.teams = super::teams::check_teams(teams)?;
+        }
         if let Some(p) = &changes.password {
             check_password(p)?;
             let p = p.clone();
@@ -256,7 +266,10 @@ impl Hub {
                 let orphans = routing.remove_agent(id);
                 self.requeue(&mut routing, orphans, &mut commit)?;
             } else {
-                routing.upsert_agent(id, &record.name, record.status, record.capacity);
+                routing.upsert_agent(&record);
+                if let Some(p) = routing.presence(id) {
+                    commit.deliver(To::Agents, ServerMessage::Presence(p));
+                }
                 self.drain_queue(&mut routing, &mut commit)?;
             }
         }
@@ -284,7 +297,7 @@ impl Hub {
             st.record.agent_id = None;
             st.record.status = ConversationStatus::Queued;
             st.record.queued_at = Some(now_ms());
-            routing.enqueue(id, st.record.priority);
+            routing.enqueue(id, st.record.priority, st.record.team.as_deref());
             self.store().put_conversation(&st.record)?;
             let position = routing.position(id);
             let ev = ConversationEvent {

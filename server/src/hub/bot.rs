@@ -2,6 +2,10 @@
 //! worker pool), the bot's decision while it has the conversation, then the
 //! answer or the hand-off to a person, the profile filled from entities, and
 //! the queue priority raised by negative sentiment.
+//!
+//! Teams: while the bot answers, the conversation's team follows the topic
+//! (the team of the intent it answered), so that asking for a person later
+//! reaches that team; a hand-off sets the team the decision names.
 
 use super::broker::{Participant, SessionHandle};
 use super::commit::{Commit, To};
@@ -49,11 +53,16 @@ impl Hub {
         let conv = msg.conversation_id;
         self.fill_profile(customer, &a)?;
         match decision {
-            Decision::Answer { text, .. } => self.bot_says(conv, text).await,
-            Decision::Handoff { priority, .. } => {
+            Decision::Answer { text, team, .. } => {
+                if let Some(team) = team {
+                    self.follow_topic(conv, team)?;
+                }
+                self.bot_says(conv, text).await
+            }
+            Decision::Handoff { priority, team, .. } => {
                 self.bot_says(conv, handoff_line(&a.language).to_string())
                     .await?;
-                self.handoff(actor, conv, priority.max(0)).await
+                self.handoff(actor, conv, priority.max(0), team).await
             }
             Decision::Nothing => self.raise_priority(conv, Nlp::priority_for(&a)).await,
         }
@@ -67,21 +76,34 @@ impl Hub {
         named: Option<ConversationId>,
         a: &Analysis,
     ) -> Result<Decision> {
-        let (with_bot, answers) = match self.visitor_target(customer, named)? {
-            None => (self.bot_enabled(), 0),
+        let (with_bot, answers, topic) = match self.visitor_target(customer, named)? {
+            None => (self.bot_enabled(), 0, None),
             Some(id) => {
                 let st = self.conversation(id)?;
                 (
                     st.record.status == ConversationStatus::Bot,
                     st.record.bot_answers_in_a_row,
+                    st.record.team.clone(),
                 )
             }
         };
         Ok(if with_bot {
-            nlp.decide(a, answers)
+            nlp.decide(a, answers, topic)
         } else {
             Decision::Nothing
         })
+    }
+
+    /// The bot answered an intent of `team`: the conversation's topic is now
+    /// that team (written before the answer's commit, whose flush covers it).
+    fn follow_topic(&self, conv: ConversationId, team: String) -> Result<()> {
+        let mut st = self.conversation(conv)?;
+        if st.record.status != ConversationStatus::Bot || st.record.team.as_ref() == Some(&team) {
+            return Ok(());
+        }
+        self.store().put_conversation_team(conv, Some(&team))?;
+        st.record.team = Some(team);
+        Ok(())
     }
 
     /// The bot posts `text`, its typing indicator around it (visitor and
@@ -166,7 +188,7 @@ impl Hub {
             st.record.priority = wanted;
             self.store().put_conversation(&st.record)?;
             if st.record.status == ConversationStatus::Queued {
-                routing.enqueue(conv, wanted);
+                routing.enqueue(conv, wanted, st.record.team.as_deref());
             }
             let position = routing.position(conv);
             let ev = self.event(

@@ -24,6 +24,7 @@ pub(crate) mod commit;
 mod ops;
 mod recovery;
 pub(crate) mod routing;
+pub mod teams;
 
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoredConversation};
@@ -128,6 +129,12 @@ pub enum HubError {
     Busy(&'static str),
     #[error("the store could not write; nothing was saved")]
     StoreUnavailable,
+    /// The agent a conversation was to be handed to cannot take it now.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// No (enabled) agent is in the team named.
+    #[error("no agent is in that team")]
+    UnknownTeam,
     #[error(transparent)]
     Store(StoreError),
 }
@@ -156,12 +163,25 @@ impl HubError {
             HubError::Unauthorized | HubError::Identity(_) => ErrorCode::Unauthorized,
             HubError::ShuttingDown | HubError::Busy(_) => ErrorCode::Overloaded,
             HubError::StoreUnavailable => ErrorCode::StoreUnavailable,
+            HubError::Unavailable(_) => ErrorCode::InvalidState,
+            HubError::UnknownTeam => ErrorCode::NotFound,
             HubError::Store(_) => ErrorCode::Internal,
         }
     }
 }
 
 pub type Result<T, E = HubError> = std::result::Result<T, E>;
+
+/// Why an agent cannot be handed a conversation now (a transfer to them is refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    #[error("that agent is offline")]
+    Offline,
+    #[error("that agent is away")]
+    Away,
+    #[error("that agent has no free slot")]
+    Full,
+}
 
 /// Settings the hub needs.
 #[derive(Debug, Clone)]
@@ -260,7 +280,7 @@ impl Hub {
     fn load(&self) -> Result<()> {
         let mut routing = self.routing();
         for a in self.store().agents()?.into_iter().filter(|a| !a.disabled) {
-            routing.upsert_agent(a.id, &a.name, a.status, a.capacity);
+            routing.upsert_agent(&a);
         }
         let mut queued = Vec::new();
         for c in self.store().conversations() {
@@ -270,9 +290,12 @@ impl Hub {
             }
             match (c.status, c.agent_id) {
                 (ConversationStatus::Assigned, Some(agent)) => routing.assign(c.id, agent),
-                (ConversationStatus::Queued, _) => {
-                    queued.push((c.queued_at.unwrap_or(c.created_at), c.id, c.priority))
-                }
+                (ConversationStatus::Queued, _) => queued.push((
+                    c.queued_at.unwrap_or(c.created_at),
+                    c.id,
+                    c.priority,
+                    c.team.clone(),
+                )),
                 _ => {}
             }
             let last_seq = self.store().last_seq(c.id)?;
@@ -284,8 +307,8 @@ impl Hub {
             self.shared.conversations.insert(state.record.id, state);
         }
         queued.sort();
-        for (_, id, priority) in queued {
-            routing.enqueue(id, priority);
+        for (_, id, priority, team) in queued {
+            routing.enqueue(id, priority, team.as_deref());
         }
         Ok(())
     }
@@ -441,6 +464,7 @@ impl Hub {
             rating: r.rating.clone(),
             priority: r.priority,
             sentiment: r.sentiment(),
+            team: r.team.clone(),
         }
     }
 

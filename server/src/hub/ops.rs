@@ -3,8 +3,8 @@
 
 use super::broker::{Participant, SessionHandle};
 use super::commit::{Commit, To};
-use super::routing::Routing;
-use super::{audience, now_ms, Actor, ConvState, Hub, HubError, Result};
+use super::routing::{Lean, Routing};
+use super::{audience, now_ms, Actor, ConvState, Hub, HubError, Result, Unavailable};
 use crate::store::{Customer, StoredConversation};
 use switchboard_protocol::client::{History, Identify, Rate, SendMessage, VisitorHello};
 use switchboard_protocol::limits::{
@@ -79,7 +79,7 @@ impl Hub {
 
     /// May `actor` see this conversation? Visitors only their own; agents all.
     /// A visitor asking for someone else's conversation is told it does not exist.
-    fn authorize_read(actor: &Actor, r: &StoredConversation) -> Result<()> {
+    pub(super) fn authorize_read(actor: &Actor, r: &StoredConversation) -> Result<()> {
         match actor.who {
             Participant::Visitor(c) if c != r.customer_id => Err(HubError::NotFound),
             _ => Ok(()),
@@ -87,7 +87,7 @@ impl Hub {
     }
 
     /// May `actor` write into it? Its visitor, its assigned agent, or an admin.
-    fn authorize_write(actor: &Actor, r: &StoredConversation) -> Result<()> {
+    pub(super) fn authorize_write(actor: &Actor, r: &StoredConversation) -> Result<()> {
         Self::authorize_read(actor, r)?;
         match actor.who {
             Participant::Agent(a) if r.agent_id != Some(a) && !actor.is_admin() => Err(
@@ -119,55 +119,53 @@ impl Hub {
         }
     }
 
-    /// Sends a conversation to an agent (preferring `prefer` if they are online with room) or to the queue.
-    fn route(
+    /// Sends a conversation to an agent or to the queue by the routing rule
+    /// (its team, nudged by `lean`), and announces where it went.
+    fn route(&self, routing: &mut Routing, st: &mut ConvState, lean: Lean, commit: &mut Commit) {
+        let (kind, position) = match self.place(routing, st, lean) {
+            Some(_) => (ConversationEventKind::Assigned, None),
+            None => (
+                ConversationEventKind::Queued,
+                routing.position(st.record.id),
+            ),
+        };
+        commit.deliver_all(watchers(&st.record), self.event(st, kind, None, position));
+    }
+
+    /// Assigns a conversation by the routing rule, or queues it; returns the
+    /// agent it went to. The caller announces it and writes the record.
+    pub(super) fn place(
         &self,
         routing: &mut Routing,
         st: &mut ConvState,
-        prefer: Option<AgentId>,
-        commit: &mut Commit,
-    ) {
+        lean: Lean,
+    ) -> Option<AgentId> {
         let id = st.record.id;
-        let available = |a: &AgentId| {
-            routing
-                .agent(*a)
-                .is_some_and(|l| l.status() == AgentStatus::Online && l.free() > 0)
-        };
-        let chosen = prefer.filter(available).or_else(|| routing.pick_agent());
+        let chosen = routing.pick_agent(st.record.team.as_deref(), lean);
         let now = now_ms();
         st.record.updated_at = now;
         match chosen {
             Some(agent) => {
                 routing.assign(id, agent);
                 st.record.status = ConversationStatus::Assigned;
-                st.record.agent_id = Some(agent);
                 st.record.queued_at = None;
-                commit.deliver_all(
-                    watchers(&st.record),
-                    self.event(st, ConversationEventKind::Assigned, None, None),
-                );
             }
             None => {
-                routing.enqueue(id, st.record.priority);
+                routing.enqueue(id, st.record.priority, st.record.team.as_deref());
                 st.record.status = ConversationStatus::Queued;
-                st.record.agent_id = None;
                 st.record.queued_at = Some(now);
-                let position = routing.position(id);
-                commit.deliver_all(
-                    watchers(&st.record),
-                    self.event(st, ConversationEventKind::Queued, None, position),
-                );
             }
         }
+        st.record.agent_id = chosen;
+        chosen
     }
 
     /// Tells every waiting visitor their place in the queue.
     pub(super) fn announce_queue(&self, routing: &Routing, commit: &mut Commit) {
-        for (i, id) in routing.queue().enumerate() {
+        for (id, position) in routing.positions() {
             let Ok(st) = self.conversation(id) else {
                 continue;
             };
-            let position = u32::try_from(i + 1).unwrap_or(u32::MAX);
             commit.deliver(
                 To::One(Participant::Visitor(st.record.customer_id)),
                 ServerMessage::QueuePosition(QueuePosition {
@@ -180,9 +178,20 @@ impl Hub {
 
     /// Assigns waiting conversations while agents have room, and announces it.
     pub(super) fn drain_queue(&self, routing: &mut Routing, commit: &mut Commit) -> Result<()> {
-        let assigned = routing.drain();
+        self.drain_queue_avoiding(routing, None, commit).map(drop)
+    }
+
+    /// [`Hub::drain_queue`], keeping one conversation from one agent this time
+    /// (see [`Routing::drain`]). Returns whether it assigned (and so announced) anything.
+    pub(super) fn drain_queue_avoiding(
+        &self,
+        routing: &mut Routing,
+        avoid: Option<(ConversationId, AgentId)>,
+        commit: &mut Commit,
+    ) -> Result<bool> {
+        let assigned = routing.drain(avoid);
         if assigned.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         for (id, agent) in assigned {
             let mut st = self.conversation(id)?;
@@ -197,7 +206,7 @@ impl Hub {
             );
         }
         self.announce_queue(routing, commit);
-        Ok(())
+        Ok(true)
     }
 
     /// Starts a conversation for `customer` and routes it.
@@ -221,7 +230,7 @@ impl Hub {
             self.event(&st, ConversationEventKind::Created, None, None),
         );
         if !self.bot_enabled() {
-            self.route(&mut routing, &mut st, None, commit);
+            self.route(&mut routing, &mut st, Lean::None, commit);
         }
         self.store().put_conversation(&st.record)?;
         self.store().link_conversation(customer, id)?;
@@ -247,7 +256,8 @@ impl Hub {
                 None,
             ),
         );
-        self.route(&mut routing, &mut st, previous, commit);
+        let lean = previous.map_or(Lean::None, Lean::Toward);
+        self.route(&mut routing, &mut st, lean, commit);
         self.store().put_conversation(&st.record)?;
         Ok(())
     }
@@ -502,7 +512,7 @@ impl Hub {
         Ok(())
     }
 
-    /// Hands a conversation to another agent.
+    /// Hands a conversation to another agent, who must be online with a free slot.
     pub async fn transfer(&self, actor: &Actor, id: ConversationId, to: AgentId) -> Result<()> {
         actor
             .agent_id()
@@ -527,6 +537,7 @@ impl Hub {
                     "the conversation is already with that agent",
                 ));
             }
+            check_available(&routing, to)?;
             if let Some(f) = from {
                 routing.release(id, f);
             }
@@ -534,16 +545,10 @@ impl Hub {
             st.record.agent_id = Some(to);
             st.record.updated_at = now_ms();
             self.store().put_conversation(&st.record)?;
-            let ServerMessage::Conversation(mut ev) = self.event(
-                &st,
-                ConversationEventKind::Transferred,
-                Some(actor.author()),
-                None,
-            ) else {
-                unreachable!("event() builds a conversation event")
-            };
-            ev.from_agent = from;
-            commit.deliver_all(watchers(&st.record), ServerMessage::Conversation(ev));
+            commit.deliver_all(
+                watchers(&st.record),
+                self.transferred(&st, actor, from, None),
+            );
         }
         self.drain_queue(&mut routing, &mut commit)?;
         Hub::send(permit, commit);
@@ -601,12 +606,30 @@ impl Hub {
         Ok(())
     }
 
-    /// Visitor asks for a person: a conversation the bot has goes to the queue.
+    /// The `transferred` event: `from` is the agent it left.
+    pub(super) fn transferred(
+        &self,
+        st: &ConvState,
+        by: &Actor,
+        from: Option<AgentId>,
+        position: Option<u32>,
+    ) -> ServerMessage {
+        ServerMessage::Conversation(ConversationEvent {
+            event: ConversationEventKind::Transferred,
+            conversation: self.view(st, position),
+            by: Some(by.author()),
+            from_agent: from,
+        })
+    }
+
+    /// Visitor asks for a person: a conversation the bot has is routed, to
+    /// `team` when the bot's hand-off names one (else the team it has, if any).
     pub async fn handoff(
         &self,
         actor: &Actor,
         id: ConversationId,
         priority_boost: i32,
+        team: Option<String>,
     ) -> Result<()> {
         let permit = self.reserve().await?;
         let mut commit = Commit::default();
@@ -619,7 +642,11 @@ impl Hub {
             }
             st.record.priority = st.record.priority.saturating_add(priority_boost);
             st.record.bot_answers_in_a_row = 0;
-            self.route(&mut routing, &mut st, None, &mut commit);
+            if team.is_some() && team != st.record.team {
+                self.store().put_conversation_team(id, team.as_deref())?;
+                st.record.team = team;
+            }
+            self.route(&mut routing, &mut st, Lean::None, &mut commit);
             self.store().put_conversation(&st.record)?;
         }
         Hub::send(permit, commit);
@@ -923,7 +950,7 @@ impl Hub {
         let mut commit = Commit::default();
         let mut routing = self.routing();
         self.broker().subscribe(actor.who, session);
-        routing.upsert_agent(me, &record.name, record.status, record.capacity);
+        routing.upsert_agent(&record);
         let load = routing.agent_mut(me).ok_or(HubError::Unauthorized)?;
         load.sessions += 1;
         if load.sessions == 1 {
@@ -936,9 +963,8 @@ impl Hub {
             .agent(me)
             .map(|l| l.active.iter().copied().collect())
             .unwrap_or_default();
-        let queue: Vec<_> = routing.queue().collect();
+        let queue = routing.positions();
         let agents = routing.all_presence();
-        let positions: Vec<_> = queue.iter().map(|id| routing.position(*id)).collect();
         drop(routing);
         Hub::send(permit, commit);
         let conversations = mine
@@ -947,8 +973,11 @@ impl Hub {
             .collect();
         let queue = queue
             .iter()
-            .zip(positions)
-            .filter_map(|(id, p)| self.conversation(*id).ok().map(|st| self.view(&st, p)))
+            .filter_map(|(id, p)| {
+                self.conversation(*id)
+                    .ok()
+                    .map(|st| self.view(&st, Some(*p)))
+            })
             .collect();
         Ok(AgentWelcome {
             agent: record.view(),
@@ -958,22 +987,49 @@ impl Hub {
         })
     }
 
-    /// Unregisters a session; an agent whose last session ends goes offline (keeping their conversations).
-    pub fn leave(&self, actor: &Actor, session_id: u64) {
+    /// Unregisters a session; an agent whose last session ends goes offline
+    /// (keeping their conversations). A team member going offline may leave
+    /// their team with nobody online, so its waiting conversations overflow
+    /// to anyone with room.
+    pub async fn leave(&self, actor: &Actor, session_id: u64) {
         let left = self.broker().unsubscribe(actor.who, session_id);
         let Some(me) = actor.agent_id() else { return };
-        let mut routing = self.routing();
-        let Some(load) = routing.agent_mut(me) else {
+        let Some(overflow) = self.session_ended(me, left) else {
             return;
         };
-        load.sessions = load.sessions.saturating_sub(1);
-        if load.sessions == 0 && left == 0 {
-            if let Some(p) = routing.presence(me) {
-                drop(routing);
-                self.broker()
-                    .publish_agents(&std::sync::Arc::new(ServerMessage::Presence(p)));
+        if overflow {
+            if let Err(e) = self.rebalance().await {
+                tracing::debug!(error = %e, "no drain after an agent left");
             }
         }
+    }
+
+    /// Counts an agent's session gone (`left`: their sessions still subscribed).
+    /// When it was their last, tells the agents and returns whether a queue
+    /// drain may now overflow their teams' waiting conversations.
+    fn session_ended(&self, me: AgentId, left: usize) -> Option<bool> {
+        let mut routing = self.routing();
+        let load = routing.agent_mut(me)?;
+        load.sessions = load.sessions.saturating_sub(1);
+        if load.sessions > 0 || left > 0 {
+            return None;
+        }
+        let overflow = !load.teams.is_empty() && routing.queue_len() > 0;
+        if let Some(p) = routing.presence(me) {
+            drop(routing);
+            self.broker()
+                .publish_agents(&std::sync::Arc::new(ServerMessage::Presence(p)));
+        }
+        Some(overflow)
+    }
+
+    /// Drains the queue into whatever room there is now.
+    async fn rebalance(&self) -> Result<()> {
+        let permit = self.reserve().await?;
+        let mut commit = Commit::default();
+        self.drain_queue(&mut self.routing(), &mut commit)?;
+        Hub::send(permit, commit);
+        Ok(())
     }
 }
 
@@ -983,6 +1039,17 @@ pub(super) struct Draft {
     pub(super) text: String,
     pub(super) client_id: Option<String>,
     pub(super) analysis: Option<Analysis>,
+}
+
+/// Refuses a hand-over to an agent who cannot take a new conversation now.
+fn check_available(routing: &Routing, to: AgentId) -> Result<()> {
+    let load = routing.agent(to).ok_or(HubError::NotFound)?;
+    match load.status() {
+        AgentStatus::Offline => Err(Unavailable::Offline.into()),
+        AgentStatus::Away => Err(Unavailable::Away.into()),
+        AgentStatus::Online if load.free() == 0 => Err(Unavailable::Full.into()),
+        AgentStatus::Online => Ok(()),
+    }
 }
 
 fn ack(m: &Message) -> Ack {

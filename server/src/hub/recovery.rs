@@ -108,6 +108,8 @@ impl Hub {
             r.visitor_read_seq = r.visitor_read_seq.min(on_disk);
             r.agent_read_seq = r.agent_read_seq.min(on_disk);
             self.store().put_conversation(&st.record)?;
+            self.store()
+                .put_conversation_team(id, st.record.team.as_deref())?;
             self.store().link_conversation(st.record.customer_id, id)?;
             let durable = st.durable_seq.load(Ordering::Acquire);
             if on_disk > durable {

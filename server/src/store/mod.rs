@@ -121,6 +121,11 @@ struct Trees {
     email_agentid: sled::Tree,
     /// SHA-256 of a bearer token → TokenRecord (the token itself is never stored).
     tokenhash_token: sled::Tree,
+    /// AgentId → Vec<String>: the agent's teams, sorted (no key: none). Kept
+    /// beside `agentid_agent` because a bincode record cannot grow a field.
+    agentid_teams: sled::Tree,
+    /// ConversationId → String: the team the conversation is routed to (no key: none).
+    conversationid_team: sled::Tree,
 }
 
 impl Trees {
@@ -145,6 +150,8 @@ impl Trees {
             agentid_agent: tree("agentid_agent")?,
             email_agentid: tree("email_agentid")?,
             tokenhash_token: tree("tokenhash_token")?,
+            agentid_teams: tree("agentid_teams")?,
+            conversationid_team: tree("conversationid_team")?,
             db,
         };
         trees.meta.insert("format", &[VALUE_FORMAT])?;
@@ -188,6 +195,27 @@ fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> R
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     to_bincode(VALUE_FORMAT, value)
+}
+
+/// A conversation record with its team (from `conversationid_team`) filled in.
+fn with_team(t: &Trees, mut c: StoredConversation) -> Result<StoredConversation> {
+    c.team = t
+        .conversationid_team
+        .get(c.id.to_be_bytes())?
+        .map(|v| decode("conversationid_team", &v))
+        .transpose()?;
+    Ok(c)
+}
+
+/// An agent record with its teams (from `agentid_teams`) filled in.
+fn with_teams(t: &Trees, mut a: AgentRecord) -> Result<AgentRecord> {
+    a.teams = t
+        .agentid_teams
+        .get(a.id.to_be_bytes())?
+        .map(|v| decode("agentid_teams", &v))
+        .transpose()?
+        .unwrap_or_default();
+    Ok(a)
 }
 
 impl Store {
@@ -380,11 +408,22 @@ impl Store {
     }
 
     pub fn conversation(&self, id: ConversationId) -> Result<Option<StoredConversation>> {
-        self.trees()?
-            .conversationid_conversation
+        let t = self.trees()?;
+        t.conversationid_conversation
             .get(id.to_be_bytes())?
-            .map(|v| decode("conversations", &v))
+            .map(|v| with_team(&t, decode("conversations", &v)?))
             .transpose()
+    }
+
+    /// Sets (or with `None` clears) the team a conversation is routed to.
+    pub fn put_conversation_team(&self, id: ConversationId, team: Option<&str>) -> Result<()> {
+        let t = self.trees()?;
+        let key = id.to_be_bytes();
+        match team {
+            Some(team) => self.wrote(t.conversationid_team.insert(key, encode(&team)))?,
+            None => self.wrote(t.conversationid_team.remove(key))?,
+        };
+        Ok(())
     }
 
     /// Every conversation, in id order.
@@ -396,8 +435,11 @@ impl Store {
             .into_iter()
             .map(Err)
             .chain(iter.into_iter().flatten().map(move |r| {
-                let _open = &trees;
-                decode("conversations", &r?.1)
+                let c = decode("conversations", &r?.1)?;
+                match &trees {
+                    Some(t) => with_team(t, c),
+                    None => Ok(c),
+                }
             }))
     }
 
@@ -536,6 +578,7 @@ impl Store {
             t.customerid_conversationid
                 .remove(key2(c.customer_id.0, c.id.0)),
         )?;
+        self.wrote(t.conversationid_team.remove(c.id.to_be_bytes()))?;
         self.wrote(t.conversationid_conversation.remove(c.id.to_be_bytes()))?;
         Ok(())
     }
@@ -604,8 +647,8 @@ impl Store {
 
     // ---- agents ----
 
-    /// Stores an agent, keeping the email index in step. Returns `false` (and
-    /// stores nothing) when another agent already has that email.
+    /// Stores an agent and its teams, keeping the email index in step. Returns
+    /// `false` (and stores nothing) when another agent already has that email.
     pub fn put_agent(&self, a: &AgentRecord) -> Result<bool> {
         let t = self.trees()?;
         let email = a.email.to_lowercase();
@@ -627,14 +670,20 @@ impl Store {
             }
         }
         self.wrote(t.agentid_agent.insert(a.id.to_be_bytes(), encode(a)))?;
+        let key = a.id.to_be_bytes();
+        if a.teams.is_empty() {
+            self.wrote(t.agentid_teams.remove(key))?;
+        } else {
+            self.wrote(t.agentid_teams.insert(key, encode(&a.teams)))?;
+        }
         Ok(true)
     }
 
     pub fn agent(&self, id: AgentId) -> Result<Option<AgentRecord>> {
-        self.trees()?
-            .agentid_agent
+        let t = self.trees()?;
+        t.agentid_agent
             .get(id.to_be_bytes())?
-            .map(|v| decode("agents", &v))
+            .map(|v| with_teams(&t, decode("agents", &v)?))
             .transpose()
     }
 
@@ -650,17 +699,18 @@ impl Store {
     }
 
     pub fn agents(&self) -> Result<Vec<AgentRecord>> {
-        self.trees()?
-            .agentid_agent
+        let t = self.trees()?;
+        t.agentid_agent
             .iter()
             .values()
-            .map(|v| decode("agents", &v?))
+            .map(|v| with_teams(&t, decode("agents", &v?)?))
             .collect()
     }
 
     pub fn delete_agent(&self, a: &AgentRecord) -> Result<()> {
         let t = self.trees()?;
         self.wrote(t.email_agentid.remove(a.email.to_lowercase().as_bytes()))?;
+        self.wrote(t.agentid_teams.remove(a.id.to_be_bytes()))?;
         self.wrote(t.agentid_agent.remove(a.id.to_be_bytes()))?;
         self.revoke_agent_tokens(a.id)?;
         Ok(())
@@ -812,6 +862,52 @@ mod tests {
         assert!(s.put_agent(&renamed).unwrap());
         assert!(s.agent_by_email("ann@x.io").unwrap().is_none());
         assert!(s.put_agent(&b).unwrap());
+    }
+
+    #[test]
+    fn teams_live_beside_their_records_and_go_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let mut a = AgentRecord::new(
+            AgentId(1),
+            "ann@x.io",
+            "Ann",
+            "hash",
+            switchboard_protocol::model::Role::Agent,
+            5,
+        );
+        let plain = encode(&a);
+        a.teams = vec!["billing".into(), "orders".into()];
+        // The record's bytes keep their old shape: older data folders (and
+        // older binaries) read them as before.
+        assert_eq!(encode(&a), plain);
+        assert!(s.put_agent(&a).unwrap());
+        assert_eq!(s.agent(a.id).unwrap().unwrap().teams, a.teams);
+        assert_eq!(s.agents().unwrap()[0].teams, a.teams);
+        assert_eq!(
+            s.agent_by_email("ann@x.io").unwrap().unwrap().teams,
+            a.teams
+        );
+        a.teams.clear();
+        s.put_agent(&a).unwrap();
+        assert!(s.agent(a.id).unwrap().unwrap().teams.is_empty());
+        a.teams = vec!["orders".into()];
+        s.put_agent(&a).unwrap();
+        s.delete_agent(&a).unwrap();
+        assert!(s.trees().unwrap().agentid_teams.is_empty());
+
+        let c = StoredConversation::new(ConversationId(5), CustomerId(1), 0);
+        s.put_conversation(&c).unwrap();
+        assert_eq!(s.conversation(c.id).unwrap().unwrap().team, None);
+        s.put_conversation_team(c.id, Some("orders")).unwrap();
+        assert_eq!(
+            s.conversation(c.id).unwrap().unwrap().team.as_deref(),
+            Some("orders")
+        );
+        let all: Vec<_> = s.conversations().map(|c| c.unwrap().team).collect();
+        assert_eq!(all, [Some("orders".to_string())]);
+        s.delete_conversation(&c).unwrap();
+        assert!(s.trees().unwrap().conversationid_team.is_empty());
     }
 
     #[test]

@@ -29,6 +29,12 @@ pub struct StoredConversation {
     pub sentiment_count: u32,
     /// Bot answers since the visitor last reached a human.
     pub bot_answers_in_a_row: u32,
+    /// The team it is routed to. Not part of this record's bytes (bincode
+    /// cannot add a field to a stored record): the store keeps it in the
+    /// `conversationid_team` tree ([`super::Store::put_conversation_team`])
+    /// and fills it in on every read.
+    #[serde(skip)]
+    pub team: Option<String>,
 }
 
 impl StoredConversation {
@@ -50,6 +56,7 @@ impl StoredConversation {
             sentiment_sum: 0.0,
             sentiment_count: 0,
             bot_answers_in_a_row: 0,
+            team: None,
         }
     }
 
@@ -107,6 +114,11 @@ pub struct AgentRecord {
     /// The status the agent chose (online or away); kept across reloads.
     pub status: AgentStatus,
     pub created_at: u64,
+    /// The agent's teams, sorted. Not part of this record's bytes: the store
+    /// keeps them in the `agentid_teams` tree, written by
+    /// [`super::Store::put_agent`] and filled in on every read.
+    #[serde(skip)]
+    pub teams: Vec<String>,
 }
 
 impl AgentRecord {
@@ -128,6 +140,7 @@ impl AgentRecord {
             disabled: false,
             status: AgentStatus::Online,
             created_at: 0,
+            teams: Vec::new(),
         }
     }
 
@@ -139,6 +152,7 @@ impl AgentRecord {
             role: self.role,
             capacity: self.capacity,
             disabled: self.disabled,
+            teams: self.teams.clone(),
         }
     }
 }

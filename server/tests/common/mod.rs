@@ -120,6 +120,28 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Creates an agent with `capacity` in `teams` and returns (id, bearer token).
+    pub async fn agent_in_teams(
+        &self,
+        email: &str,
+        capacity: u32,
+        teams: &[&str],
+    ) -> (u64, String) {
+        let admin = self.admin_token().await;
+        let body = json!({"email": email, "name": email.split('@').next().unwrap(), "password": "password-1", "capacity": capacity, "teams": teams});
+        let (status, created) = self
+            .http("POST", "/api/agents", Some(&admin), Some(body))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["teams"], json!(teams), "{created}");
+        (
+            created["id"].as_u64().unwrap(),
+            self.login(email, "password-1").await,
+        )
+    }
+}
+
 /// An agent and a visitor whose first message started a conversation the agent was assigned.
 pub struct Pair {
     pub agent: Client,

@@ -2,8 +2,9 @@
  * Switchboard agent console, served at /console.
  *
  * Owns: the agent's side of the wire protocol (agent_hello, claim, transfer,
- * close, send, typing, read, set_status, set_capacity) over one WebSocket, and
- * the REST calls of docs/api.md (login, conversations, customers, stats).
+ * transfer_to_team, close, send, typing, read, set_status, set_capacity) over
+ * one WebSocket, and the REST calls of docs/api.md (login, conversations,
+ * customers, stats, and for admins the agents' teams).
  *
  * State lives in `state` (conversations, messages by seq, presence); views are
  * redrawn from it by the `render*` functions. Text is always set with
@@ -21,6 +22,8 @@
   const TYPING_IDLE_MS = 4000;
   const TYPING_SHOWN_MS = 8000;
   const KEY = 'switchboard.console.';
+  const TEAM_RE = /^[a-z0-9_-]{1,32}$/; // protocol/src/limits.rs is_team_name
+  const MAX_TEAMS = 16;
 
   function shouldReconnect(code) {
     return [1001, 1006, 1011, 1012, 1013].includes(code) || (code >= 4000 && code <= 4499);
@@ -470,6 +473,8 @@
   }
 
   function messageForError(code, message) {
+    // These come with a reason worth showing (e.g. "that agent is offline").
+    if ((code === 'invalid_state' || code === 'not_found') && message && message !== 'not found') return message;
     const known = {
       forbidden: 'You are not allowed to do that.',
       not_found: 'That conversation no longer exists.',
@@ -688,6 +693,7 @@
     if (c.priority > 0 && c.status !== 'closed') {
       sub.append(h('span', { class: 'prio', title: `Priority ${c.priority} (raised by negative sentiment)` }, 'urgent'));
     }
+    if (c.team) sub.append(h('span', { class: 'team-chip', title: 'Team' }, c.team));
     if (typing) sub.append(h('span', { class: 'typing-mini' }, 'typing…'));
     else if (queued) sub.append(`#${c.queue_position || '?'} in queue`);
     else if (c.rating) sub.append(h('span', { class: 'stars-mini', 'aria-label': `Rated ${c.rating.score} of 5` }, stars(c.rating.score)));
@@ -735,6 +741,9 @@
     const pill = $('thread-status');
     pill.className = 'status-pill ' + c.status;
     pill.textContent = statusText(c);
+    const team = $('thread-team');
+    team.hidden = !c.team;
+    team.textContent = c.team ? `Team ${c.team}` : '';
     const rating = $('thread-rating');
     rating.hidden = !c.rating;
     if (c.rating) {
@@ -868,15 +877,35 @@
     el.textContent = t ? `${t.name || 'Visitor'} is typing…` : '';
   }
 
+  /** Agents (online with a free slot: the server refuses the others) and teams to hand over to. */
   function renderTransferOptions() {
     const sel = $('transfer-to');
     const current = sel.value;
-    const options = [...state.presence.values()]
+    const agents = [...state.presence.values()]
       .filter((p) => !state.me || p.agent_id !== state.me.id)
       .sort((a, b) => a.name.localeCompare(b.name))
-      .map((p) => h('option', { value: String(p.agent_id), disabled: p.status === 'offline' }, `${p.name} (${p.status}, ${p.active}/${p.capacity})`));
-    sel.replaceChildren(h('option', { value: '' }, 'Transfer to…'), ...options);
+      .map((p) => h('option', { value: 'agent:' + p.agent_id, disabled: p.status !== 'online' || p.active >= p.capacity }, `${p.name} (${p.status}, ${p.active}/${p.capacity})`));
+    const teams = [...new Set([...state.presence.values()].flatMap((p) => p.teams || []))].sort();
+    const teamOptions = teams.map((t) => {
+      const online = [...state.presence.values()].filter((p) => p.status === 'online' && (p.teams || []).includes(t)).length;
+      return h('option', { value: 'team:' + t }, `Team ${t} (${online} online)`);
+    });
+    sel.replaceChildren(
+      h('option', { value: '' }, 'Transfer to…'),
+      h('optgroup', { label: 'Agents' }, ...agents),
+      teamOptions.length ? h('optgroup', { label: 'Teams' }, ...teamOptions) : null,
+    );
     sel.value = [...sel.options].some((o) => o.value === current) ? current : '';
+  }
+
+  /** The transfer the select asks for, as a client frame (null: nothing picked). */
+  function transferFrame(value, conversationId) {
+    if (value.startsWith('agent:')) {
+      const to = parseInt(value.slice(6), 10);
+      return to ? { type: 'transfer', conversation_id: conversationId, to_agent: to } : null;
+    }
+    if (value.startsWith('team:')) return { type: 'transfer_to_team', conversation_id: conversationId, team: value.slice(5) };
+    return null;
   }
 
   function renderMe() {
@@ -929,6 +958,7 @@
     const convFacts = h('dl', { class: 'facts' });
     const cfact = (k, v) => convFacts.append(h('dt', null, k), h('dd', null, v));
     cfact('Conversation', `#${conv.id}`);
+    cfact('Team', conv.team || '—');
     cfact('Priority', String(conv.priority));
     cfact('Sentiment', conv.sentiment === null || conv.sentiment === undefined ? '—' : Number(conv.sentiment).toFixed(2));
     cfact('Rating', conv.rating ? `${stars(conv.rating.score)} ${conv.rating.comment || ''}` : '—');
@@ -1175,10 +1205,51 @@
   }
 
   function renderTeam() {
+    const list = $('team-list');
+    // An admin typing teams keeps their input: the list redraws once they leave it.
+    if (list.contains(document.activeElement) && document.activeElement.tagName === 'INPUT') return;
+    const admin = state.me && state.me.role === 'admin';
     const items = [...state.presence.values()]
       .sort((a, b) => a.name.localeCompare(b.name))
-      .map((p) => h('li', null, h('span', { class: 'dot ' + p.status, 'aria-hidden': 'true' }), h('span', null, p.name), h('span', { class: 'load' }, `${p.status} · ${p.active}/${p.capacity}`)));
-    $('team-list').replaceChildren(...(items.length ? items : [h('li', { class: 'muted' }, 'No agents')]));
+      .map((p) => {
+        const li = h(
+          'li',
+          { 'data-agent': String(p.agent_id) },
+          h('span', { class: 'dot ' + p.status, 'aria-hidden': 'true' }),
+          h('span', null, p.name),
+          ...(p.teams || []).map((t) => h('span', { class: 'team-chip' }, t)),
+          h('span', { class: 'load' }, `${p.status} · ${p.active}/${p.capacity}`),
+        );
+        if (admin) li.append(teamsForm(p));
+        return li;
+      });
+    list.replaceChildren(...(items.length ? items : [h('li', { class: 'muted' }, 'No agents')]));
+  }
+
+  /** Admins: an agent's teams, comma separated, saved with PATCH /api/agents/{id}. */
+  function teamsForm(p) {
+    const input = h('input', { type: 'text', name: 'teams', value: (p.teams || []).join(', '), 'aria-label': `Teams of ${p.name}`, placeholder: 'teams, e.g. orders, billing' });
+    const form = h('form', { class: 'teams-form' }, input, h('button', { class: 'btn', type: 'submit' }, 'Save teams'));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const teams = [...new Set(input.value.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean))];
+      const bad = teams.find((t) => !TEAM_RE.test(t));
+      if (bad !== undefined) return toast(`“${bad}” is not a team name: use a-z, 0-9, _ and - (at most 32).`);
+      if (teams.length > MAX_TEAMS) return toast(`An agent is in at most ${MAX_TEAMS} teams.`);
+      try {
+        const agent = await api('PATCH', `/api/agents/${p.agent_id}`, { teams });
+        const known = state.presence.get(agent.id);
+        if (known) known.teams = agent.teams;
+        input.blur();
+        toast(`Teams of ${agent.name} saved.`);
+        renderTeam();
+        renderTransferOptions();
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        toast(`Could not save teams: ${err.message}`);
+      }
+    });
+    return form;
   }
 
   let statsTimer = 0;
@@ -1274,9 +1345,9 @@
     $('claim').addEventListener('click', () => state.selected && conn.send({ type: 'claim', conversation_id: state.selected }));
     $('close-conv').addEventListener('click', () => state.selected && conn.send({ type: 'close', conversation_id: state.selected }));
     $('transfer').addEventListener('click', () => {
-      const to = parseInt($('transfer-to').value, 10);
-      if (!state.selected || !to) return toast('Pick an agent to transfer to.');
-      conn.send({ type: 'transfer', conversation_id: state.selected, to_agent: to });
+      const frame = state.selected ? transferFrame($('transfer-to').value, state.selected) : null;
+      if (!frame) return toast('Pick an agent or a team to transfer to.');
+      conn.send(frame);
     });
     const input = $('composer-input');
     const submit = () => {
