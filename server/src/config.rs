@@ -52,10 +52,10 @@ pub struct Config {
     /// sled's page cache, in MiB. The heap it takes is about twice this
     /// (sled counts serialized sizes); the rest of the store stays on disk.
     pub store_cache_mib: u64,
-    /// Group-commit window, in microseconds: a flush starts at most this
-    /// often, so that under load one flush covers many commits (each flush
-    /// costs an fsync and wakes sled's I/O threads). A flush that follows a
-    /// quiet spell starts at once. 0 flushes as soon as anything is queued.
+    /// Group-commit window, in microseconds: while commits queue up behind
+    /// each other, a flush starts at most this often, so that one flush
+    /// covers many commits (each flush costs an fsync and wakes sled's I/O
+    /// threads). A lone commit is flushed at once. 0 never waits.
     pub commit_window_us: u64,
     /// Time a new connection has to send its hello.
     pub hello_timeout_ms: u64,

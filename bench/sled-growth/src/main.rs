@@ -2,20 +2,19 @@
 //! no Switchboard code around it: the soak's question "is the residual RSS
 //! growth ours or the store's?" asked of sled alone.
 //!
-//!     cargo run --release -- [msg|all] [MESSAGES] [CACHE_MIB]
+//!     cargo run --release -- [msg|all] [MESSAGES] [CACHE_MIB] [VALUE_BYTES] [FLUSH_EVERY]
 //!
 //! `msg` writes one record per message (key conversation ++ seq, 180-byte
-//! value), the way Switchboard stores messages; `all` also writes what the
+//! value by default), the way Switchboard stores messages; `all` also writes what the
 //! hub writes beside each message: a client-id index entry and the
 //! conversation record (overwritten). 200 conversations take turns, and the
-//! log is flushed every 16 writes, as group commit does under load. It prints
+//! log is flushed every 16 messages (or `FLUSH_EVERY`), as group commit does. It prints
 //! RSS every 250,000 messages and, at the end, the growth per message over
 //! the second half (after the page cache has filled).
 
 use std::time::Instant;
 
 const CONVERSATIONS: u64 = 200;
-const FLUSH_EVERY: u64 = 16;
 const REPORT_EVERY: u64 = 250_000;
 
 fn rss_bytes() -> u64 {
@@ -50,6 +49,10 @@ fn main() -> sled::Result<()> {
     let mode = args.get(1).map_or("all", String::as_str).to_string();
     let total: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
     let cache_mib: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(16);
+    let value_bytes: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(180);
+    // Messages per flush: 16 is group commit under heavy load; at the soak's
+    // 800 messages/s the committer flushes about every message.
+    let flush_every: u64 = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(16).max(1);
     let dir = std::env::temp_dir().join(format!("sled-growth-{}-{mode}", std::process::id()));
     let db = sled::Config::new()
         .path(&dir)
@@ -59,12 +62,12 @@ fn main() -> sled::Result<()> {
     let messages = db.open_tree("conversationid_seq_message")?;
     let index = db.open_tree("conversationid_clientid_seq")?;
     let records = db.open_tree("conversationid_conversation")?;
-    let value = [7u8; 180];
+    let value = vec![7u8; value_bytes];
     let record = [3u8; 90];
     let mut seq = vec![0u64; CONVERSATIONS as usize];
     let started = Instant::now();
     let mut half = None;
-    println!("mode {mode}, cache {cache_mib} MiB, {total} messages");
+    println!("mode {mode}, cache {cache_mib} MiB, {total} messages of {value_bytes} bytes, a flush every {flush_every}");
     println!("{:>10} {:>9} {:>12} {:>8}", "messages", "RSS MiB", "folder MiB", "seconds");
     for n in 1..=total {
         let conv = n % CONVERSATIONS;
@@ -75,7 +78,7 @@ fn main() -> sled::Result<()> {
             index.insert(key(conv, format!("v{conv}-{n}").as_bytes()), &slot.to_be_bytes())?;
             records.insert(conv.to_be_bytes(), &record[..])?;
         }
-        if n % FLUSH_EVERY == 0 {
+        if n % flush_every == 0 {
             db.flush()?;
         }
         if n == total / 2 {

@@ -107,7 +107,10 @@ fn run(
         let Some(first) = rx.blocking_recv() else {
             break;
         };
-        linger(last_flush, window);
+        // Others already waiting behind the first: a busy spell, worth batching.
+        if !rx.is_empty() {
+            linger(last_flush, window);
+        }
         for job in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
             match job {
                 Job::Commit(c) => batch.push(c),
@@ -151,10 +154,12 @@ fn run(
     }
 }
 
-/// Group commit: under load, waits until `window` has passed since the
-/// previous flush started, so the commits arriving meanwhile share the next
-/// flush. After a quiet spell (the previous flush is older than `window`)
-/// it does not wait at all, so a lone message pays nothing.
+/// Group commit: while commits queue up faster than flushes finish (the
+/// committer found others waiting behind the first), waits until `window`
+/// has passed since the previous flush started, so the commits arriving
+/// meanwhile share the next flush. When the committer finds one commit
+/// alone, or the previous flush is older than `window`, it does not wait, so
+/// a message at moderate load pays nothing.
 fn linger(last_flush: Option<Instant>, window: Duration) {
     let Some(last) = last_flush else {
         return;
