@@ -154,7 +154,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let shutdown = CancellationToken::new();
     let sessions = TaskTracker::new();
-    let heartbeat = heartbeat(config.ping_interval(), shutdown.clone());
+    let heartbeat = heartbeat(config.ping_interval(), hub.clone(), shutdown.clone());
     let state = AppState {
         heartbeat,
         hub: hub.clone(),
@@ -184,14 +184,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 /// One timer for every session: ticks every `period` until `stop`. Each
 /// session pings its client on a tick and closes it if it has been silent
 /// for the idle timeout, so idle connections carry no timer of their own.
-fn heartbeat(period: Duration, stop: CancellationToken) -> tokio::sync::watch::Receiver<()> {
+/// Each tick also closes the agent sessions whose token has expired.
+fn heartbeat(
+    period: Duration,
+    hub: Hub,
+    stop: CancellationToken,
+) -> tokio::sync::watch::Receiver<()> {
     let (tx, rx) = tokio::sync::watch::channel(());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = tick.tick() => tx.send_replace(()),
+                _ = tick.tick() => {
+                    tx.send_replace(());
+                    hub.close_expired_sessions();
+                }
             }
         }
     });

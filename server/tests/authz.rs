@@ -809,18 +809,22 @@ async fn answers(c: &mut Client) {
 }
 
 #[tokio::test]
-async fn an_expired_token_is_refused_by_rest_and_by_the_hello() {
+async fn an_expired_token_is_refused_by_rest_and_by_the_hello_and_ends_its_sessions() {
     let temp = tempfile::tempdir().unwrap();
     let mut cfg = config(temp.path());
     cfg.agent_token_ttl_secs = 1;
+    // The heartbeat that also ends expired sessions.
+    cfg.ping_interval_secs = 1;
     let s = TestServer::start_with(cfg).await;
     let (token, expires_at) = admin_login(&s).await;
     // Good while it lasts …
     let (status, _) = s.http("GET", "/api/me", Some(&token), None).await;
     assert_eq!(status, 200);
-    assert!(agent_hello(&s, &token).await.is_ok());
-    // … and refused after.
+    let mut live = agent_hello(&s, &token).await.unwrap();
+    answers(&mut live).await;
+    // … and refused after; a session it opened is closed at the next heartbeat.
     sleep_past(expires_at).await;
+    assert_eq!(live.closed().await, close::UNAUTHORIZED);
     let (status, body) = s.http("GET", "/api/me", Some(&token), None).await;
     assert_eq!(
         (status, &body["error"]["code"]),

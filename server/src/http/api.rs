@@ -286,8 +286,7 @@ pub(super) async fn create_customer(
     let Json(body) = body?;
     let mut c = Customer::new(CustomerId(app.hub.store().next_id()?), now_ms());
     apply_customer_fields(&mut c, &body)?;
-    app.hub.store().put_customer(&c)?;
-    app.hub.persist().await?;
+    app.hub.persist_with(|store| store.put_customer(&c)).await?;
     Ok((StatusCode::CREATED, Json(c)))
 }
 
@@ -315,8 +314,7 @@ pub(super) async fn update_customer(
     let Json(body) = body?;
     let mut c = customer_or_404(&app, id)?;
     apply_customer_fields(&mut c, &body)?;
-    app.hub.store().put_customer(&c)?;
-    app.hub.persist().await?;
+    app.hub.persist_with(|store| store.put_customer(&c)).await?;
     Ok(Json(c))
 }
 

@@ -52,8 +52,10 @@ pub(super) async fn put_knowledge(
                 .map_err(|e| ApiError::bad_request(format!("intents.{intent}.team: {e}")))?;
         }
     }
-    app.hub.store().put_knowledge_base(&kb.to_json())?;
-    app.hub.persist().await?;
+    let json = kb.to_json();
+    app.hub
+        .persist_with(|store| store.put_knowledge_base(&json))
+        .await?;
     nlp.swap_knowledge(kb);
     Ok(Json(json!({ "status": "ok" })))
 }

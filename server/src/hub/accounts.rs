@@ -19,33 +19,46 @@ pub const MIN_PASSWORD: usize = 8;
 const SERVICE_RESTART: u16 = 1012;
 
 /// Agent sessions by the bearer token they said hello with, so that revoking
-/// a token (logout, password change) closes exactly those sessions. Handles
-/// of sessions that have ended are dropped whenever a new one is watched.
+/// a token (logout, password change) closes exactly those sessions, and so
+/// does its expiry ([`Hub::close_expired_sessions`], on every heartbeat).
+/// Handles of sessions that have ended are dropped whenever a new one is watched.
 #[derive(Default)]
 pub(crate) struct TokenSessions {
-    by_token: DashMap<[u8; 32], (AgentId, Vec<SessionHandle>)>,
+    by_token: DashMap<[u8; 32], Watched>,
+}
+
+/// The live sessions of one bearer token.
+struct Watched {
+    agent: AgentId,
+    /// The token's expiry (ms since the epoch).
+    expires_at: u64,
+    sessions: Vec<SessionHandle>,
 }
 
 impl TokenSessions {
-    fn watch(&self, token: [u8; 32], agent: AgentId, session: SessionHandle) {
-        self.by_token.retain(|_, (_, sessions)| {
-            sessions.retain(|s| !s.is_closed());
-            !sessions.is_empty()
+    fn watch(&self, token: [u8; 32], record: &TokenRecord, session: SessionHandle) {
+        self.by_token.retain(|_, w| {
+            w.sessions.retain(|s| !s.is_closed());
+            !w.sessions.is_empty()
         });
         self.by_token
             .entry(token)
-            .or_insert_with(|| (agent, Vec::new()))
-            .1
+            .or_insert_with(|| Watched {
+                agent: record.agent_id,
+                expires_at: record.expires_at,
+                sessions: Vec::new(),
+            })
+            .sessions
             .push(session);
     }
 
-    /// Closes (with `code`) and forgets the sessions of every token `doomed(token, agent)` picks.
-    fn close(&self, doomed: impl Fn(&[u8; 32], AgentId) -> bool, code: u16) {
-        self.by_token.retain(|token, (agent, sessions)| {
-            if !doomed(token, *agent) {
+    /// Closes (with `code`) and forgets the sessions of every token `doomed(token, watched)` picks.
+    fn close(&self, doomed: impl Fn(&[u8; 32], &Watched) -> bool, code: u16) {
+        self.by_token.retain(|token, w| {
+            if !doomed(token, w) {
                 return true;
             }
-            for s in sessions.iter() {
+            for s in &w.sessions {
                 s.kill(code);
             }
             false
@@ -102,15 +115,12 @@ impl Hub {
         let (token, hash) = auth::new_bearer_token();
         let ttl = u64::try_from(self.config().agent_token_ttl.as_millis()).unwrap_or(u64::MAX);
         let expires_at = now_ms().saturating_add(ttl);
-        self.store().put_token(
-            &hash,
-            &TokenRecord {
-                agent_id: agent.id,
-                expires_at,
-            },
-        )?;
-        let permit = self.reserve().await?;
-        self.sync(permit, Commit::default()).await?;
+        let record = TokenRecord {
+            agent_id: agent.id,
+            expires_at,
+        };
+        self.persist_with(|store| store.put_token(&hash, &record))
+            .await?;
         Ok((token, expires_at, agent))
     }
 
@@ -120,6 +130,11 @@ impl Hub {
 
     /// The agent a bearer token belongs to, if it is valid, unexpired and the account enabled.
     pub fn authenticate(&self, token: &str) -> Result<Actor> {
+        self.authenticate_token(token).map(|(actor, _)| actor)
+    }
+
+    /// The agent a live token belongs to, and the token's record.
+    fn authenticate_token(&self, token: &str) -> Result<(Actor, TokenRecord)> {
         let record = self
             .store()
             .token(&auth::token_hash(token))?
@@ -132,7 +147,15 @@ impl Hub {
             .agent(record.agent_id)?
             .filter(|a| !a.disabled)
             .ok_or(HubError::Unauthorized)?;
-        Ok(Actor::agent(agent.id, &agent.name, agent.role))
+        Ok((Actor::agent(agent.id, &agent.name, agent.role), record))
+    }
+
+    /// Closes (4501) the agent sessions whose bearer token has expired: a
+    /// token's lifetime bounds its live sessions too, not only new hellos.
+    pub fn close_expired_sessions(&self) {
+        let now = now_ms();
+        self.token_sessions()
+            .close(|_, w| w.expires_at <= now, close::UNAUTHORIZED);
     }
 
     /// [`Hub::authenticate`] for a WebSocket hello: also remembers that
@@ -140,10 +163,9 @@ impl Hub {
     /// token is checked again after the session is on record: a revocation
     /// either comes before that check (refused) or finds the session (closed).
     pub fn authenticate_session(&self, token: &str, session: &SessionHandle) -> Result<Actor> {
-        let actor = self.authenticate(token)?;
-        let agent = actor.agent_id().ok_or(HubError::Unauthorized)?;
+        let (_, record) = self.authenticate_token(token)?;
         let hash = auth::token_hash(token);
-        self.token_sessions().watch(hash, agent, session.clone());
+        self.token_sessions().watch(hash, &record, session.clone());
         match self.authenticate(token) {
             Ok(actor) => Ok(actor),
             Err(e) => {
@@ -157,9 +179,7 @@ impl Hub {
     /// Revokes one bearer token and closes the sessions opened with it (4501).
     pub async fn logout(&self, token: &str) -> Result<()> {
         let hash = auth::token_hash(token);
-        self.store().remove_token(&hash)?;
-        let permit = self.reserve().await?;
-        self.sync(permit, Commit::default()).await?;
+        self.persist_with(|store| store.remove_token(&hash)).await?;
         self.token_sessions()
             .close(|h, _| *h == hash, close::UNAUTHORIZED);
         Ok(())
@@ -177,7 +197,7 @@ impl Hub {
             self.store().put_token(hash, record)?;
         }
         self.token_sessions().close(
-            |h, a| a == agent && (kept.is_none() || keep.as_ref() != Some(h)),
+            |h, w| w.agent == agent && (kept.is_none() || keep.as_ref() != Some(h)),
             close::UNAUTHORIZED,
         );
         Ok(())
@@ -209,12 +229,10 @@ impl Hub {
         );
         record.created_at = now_ms();
         record.teams = teams;
-        if !self.store().put_agent(&record)? {
+        if !self.persist_with(|store| store.put_agent(&record)).await? {
             return Err(HubError::Conflict("an agent with that email exists"));
         }
         self.routing().upsert_agent(&record);
-        let permit = self.reserve().await?;
-        self.sync(permit, Commit::default()).await?;
         Ok(record)
     }
 

@@ -475,10 +475,18 @@ impl Hub {
         Ok(self.view(&st, position))
     }
 
-    /// Returns once every write so far is durable (REST writes).
-    pub async fn persist(&self) -> Result<()> {
+    /// Makes `write`'s store writes and returns once they are durable (REST
+    /// writes). The commit slot is reserved first, so the writes fall in the
+    /// store epoch the slot was taken in: if the store fails and is reopened
+    /// meanwhile, the flush of the new database does not acknowledge them.
+    pub async fn persist_with<T>(
+        &self,
+        write: impl FnOnce(&Store) -> crate::store::Result<T>,
+    ) -> Result<T> {
         let permit = self.reserve().await?;
-        self.sync(permit, Commit::default()).await
+        let out = write(self.store())?;
+        self.sync(permit, Commit::default()).await?;
+        Ok(out)
     }
 
     /// The view of a stored conversation, without caching it.

@@ -414,17 +414,21 @@ impl Client {
 
     /// Waits for the server to close; returns the close code.
     pub async fn closed(&mut self) -> u16 {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("timed out waiting for close");
-            match frame {
-                Some(Ok(Ws::Close(Some(c)))) => return u16::from(c.code),
-                Some(Ok(Ws::Close(None))) | None => return 1005,
-                Some(Ok(_)) => continue,
-                Some(Err(_)) => return 1006,
+        // One deadline for the whole wait: pings (or other frames) arriving
+        // meanwhile must not keep a test waiting for a close that never comes.
+        let wait = async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Ws::Close(Some(c)))) => return u16::from(c.code),
+                    Some(Ok(Ws::Close(None))) | None => return 1005,
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) => return 1006,
+                }
             }
-        }
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .expect("timed out waiting for close")
     }
 
     pub async fn visitor(
