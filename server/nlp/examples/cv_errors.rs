@@ -74,10 +74,11 @@ fn cross_validate(
                 text: e.text.clone(),
                 truth: e.label.clone(),
                 top: model.labels()[p.index].clone(),
-                // A message the `oos` class wins is never answered.
-                confidence: match model.intent_of(&p) {
-                    None if model.labels()[p.index] == dataset::OOS => 0.0,
-                    _ => p.confidence,
+                // Rejected above the threshold: the `oos` class won, so it
+                // is never answered.
+                confidence: match p.in_scope || p.confidence < model.threshold() {
+                    true => p.confidence,
+                    false => 0.0,
                 },
                 in_scope: p.in_scope,
             });

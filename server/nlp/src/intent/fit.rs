@@ -38,7 +38,12 @@ pub(super) fn train(
 ) -> Result<(IntentModel, TrainReport)> {
     let started = Instant::now();
     let data = prepare(examples, tokenizer, cfg)?;
-    let (fit_idx, held_idx) = stratified_split(&data.classes, cfg.holdout, cfg.seed);
+    let oos_class = data.labels.iter().position(|l| l == OOS);
+    let share = |class: u32| match Some(class as usize) == oos_class {
+        true => cfg.oos_holdout,
+        false => cfg.holdout,
+    };
+    let (fit_idx, held_idx) = stratified_split(&data.classes, share, cfg.seed);
     let (temperature, threshold) = if held_idx.is_empty() {
         (1.0, cfg.default_threshold)
     } else {
@@ -462,17 +467,22 @@ impl NextUp for f32 {
     }
 }
 
-/// Indices of each class split into (train, held out): `share` of every class
+/// Indices of each class split into (train, held out): `share(class)` of every class
 /// with at least three examples, at least one, chosen by a seeded shuffle.
-fn stratified_split(classes: &[u32], share: f32, seed: u64) -> (Vec<usize>, Vec<usize>) {
+fn stratified_split(
+    classes: &[u32],
+    share: impl Fn(u32) -> f32,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
     let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, c) in classes.iter().enumerate() {
         by_class.entry(*c).or_default().push(i);
     }
     let mut rng = SplitMix(seed ^ 0x5EED);
     let (mut fit, mut held) = (Vec::new(), Vec::new());
-    for (_, mut idx) in by_class {
+    for (class, mut idx) in by_class {
         rng.shuffle(&mut idx);
+        let share = share(class);
         let want = (idx.len() as f32 * share).round() as usize;
         let take = if share > 0.0 && idx.len() >= 3 {
             want.max(1)
@@ -516,13 +526,15 @@ mod tests {
     #[test]
     fn split_is_stratified_and_seeded() {
         let classes: Vec<u32> = (0..100).map(|i| i % 4).collect();
-        let (fit, held) = stratified_split(&classes, 0.2, 1);
+        let (fit, held) = stratified_split(&classes, |_| 0.2, 1);
         assert_eq!(held.len(), 20);
         assert_eq!(fit.len() + held.len(), 100);
         for c in 0..4 {
             assert_eq!(held.iter().filter(|&&i| classes[i] == c).count(), 5);
         }
-        assert_eq!(stratified_split(&classes, 0.2, 1), (fit, held));
+        assert_eq!(stratified_split(&classes, |_| 0.2, 1), (fit, held));
+        let (_, held) = stratified_split(&classes, |c| if c == 3 { 0.6 } else { 0.2 }, 1);
+        assert_eq!(held.iter().filter(|&&i| classes[i] == 3).count(), 15);
     }
 
     #[test]
