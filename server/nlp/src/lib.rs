@@ -177,10 +177,13 @@ impl Pipeline {
 ///   is raised until 95 % of the held-out in-scope answers are right: a
 ///   wrong bot answer costs a visitor more than an early hand-off does;
 /// - idf is scaled by how much a feature points at one intent, which helped
-///   a little on this small set (+0.2 points of cross-validated accuracy).
+///   a little on this small set (+0.2 points of cross-validated accuracy);
+/// - 10 epochs instead of 16: the same accuracy (−0.1 point, within noise)
+///   in five eighths of the start-up time.
 pub fn default_model_config() -> TrainConfig {
     TrainConfig {
         min_df: 1,
+        epochs: 10,
         oos_recall_target: 0.75,
         answer_precision: 0.95,
         class_weighting: 2.0,

@@ -44,20 +44,34 @@ pub(super) fn train(
         false => cfg.holdout,
     };
     let (fit_idx, held_idx) = stratified_split(&data.classes, share, cfg.seed);
-    let (temperature, threshold) = if held_idx.is_empty() {
-        (1.0, cfg.default_threshold)
-    } else {
-        let partial = fit_subset(&data, &fit_idx, cfg)?;
-        calibrate(&partial, &data, &held_idx, cfg)
-    };
     let all: Vec<usize> = (0..data.classes.len()).collect();
-    let mut model = fit_subset(&data, &all, cfg)?;
+    // The final model does not depend on the calibration, so the two fits
+    // run at once: start-up trains the shipped model, and waits for it.
+    let (calibration, model) = std::thread::scope(|s| {
+        let calibration = s.spawn(|| {
+            if held_idx.is_empty() {
+                return Ok((1.0, cfg.default_threshold));
+            }
+            let partial = fit_subset(&data, &fit_idx, cfg)?;
+            Ok(calibrate(&partial, &data, &held_idx, cfg))
+        });
+        let model = fit_subset(&data, &all, cfg);
+        let calibration = calibration
+            .join()
+            .unwrap_or_else(|_| Err(Error::Training("calibration panicked".into())));
+        (calibration, model)
+    });
+    let (temperature, threshold) = calibration?;
+    let mut model = model?;
     model.temperature = temperature;
     model.threshold = threshold;
+    let n_oos_class = oos_class.map_or(0, |c| {
+        data.classes.iter().filter(|&&y| y as usize == c).count()
+    });
     let report = TrainReport {
-        n_train: data.classes.len(),
-        n_oos: data.oos.len(),
-        n_intents: data.labels.len(),
+        n_train: data.classes.len() - n_oos_class,
+        n_oos: data.oos.len() + n_oos_class,
+        n_intents: data.labels.len() - usize::from(oos_class.is_some()),
         n_features: model.keys.len(),
         temperature,
         threshold,
