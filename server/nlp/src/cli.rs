@@ -10,8 +10,9 @@
 //! `split → [[text, intent], …]` (CLINC150), or our own `[intent]`-sectioned
 //! `.txt`; the word `default` names the shipped intents. A JSON path may pick
 //! splits: `train_val.json:train,oos_train`. The intent `oos` marks
-//! out-of-scope examples (they tune the threshold in training and count
-//! towards out-of-scope recall in testing).
+//! out-of-scope examples (a class of their own that also tunes the threshold
+//! in training; they count towards out-of-scope recall in testing). Without
+//! `--config`, training on `default` alone uses the shipped model's settings.
 
 use crate::dataset::{self, Example};
 use crate::eval::{self, EvalReport};

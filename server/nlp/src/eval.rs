@@ -3,7 +3,8 @@
 //! k-fold cross-validation on one set. Used by `switchboard nlp eval`.
 //!
 //! Definitions: a prediction is the top intent when its calibrated
-//! probability reaches the threshold, else "out of scope". In-scope accuracy
+//! probability reaches the threshold and the `oos` class (when the model has
+//! one) does not win, else "out of scope". In-scope accuracy
 //! counts an in-scope test message right only when the prediction is its
 //! intent (a rejection is wrong). Macro-F1 averages per-intent F1 over the
 //! intents present in the test set. Latency is per `IntentModel::classify`

@@ -9,7 +9,7 @@
 //! - [`tokens`]: English words with stemming, Chinese words with jieba (loaded once).
 //! - [`features`]: hashed word n-grams, word pairs and character n-grams.
 //! - [`intent`]: sparse TF-IDF logistic regression (int8 weight rows), calibrated, with an
-//!   out-of-scope threshold; the model file format.
+//!   off-topic class and threshold; the model file format.
 //! - [`sentiment`]: VADER for English, our own lexicon for Chinese.
 //! - [`entities`]: emails, phones, order numbers, URLs, money, dates.
 //! - [`decision`]: bot answer or hand-off, with reasons, priority and team.
@@ -62,7 +62,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Trains the shipped intents (English and Chinese) and loads the shipped
-    /// knowledge base. Takes about 0.3 s in a release build (jieba + training).
+    /// knowledge base. Takes about 0.4 s in a release build (jieba + training).
     pub fn with_default_model() -> Result<Pipeline> {
         let tokenizer = Tokenizer::new();
         let examples = default_examples()?;
