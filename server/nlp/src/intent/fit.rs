@@ -44,25 +44,7 @@ pub(super) fn train(
         false => cfg.holdout,
     };
     let (fit_idx, held_idx) = stratified_split(&data.classes, share, cfg.seed);
-    let all: Vec<usize> = (0..data.classes.len()).collect();
-    // The final model does not depend on the calibration, so the two fits
-    // run at once: start-up trains the shipped model, and waits for it.
-    let (calibration, model) = std::thread::scope(|s| {
-        let calibration = s.spawn(|| {
-            if held_idx.is_empty() {
-                return Ok((1.0, cfg.default_threshold));
-            }
-            let partial = fit_subset(&data, &fit_idx, cfg)?;
-            Ok(calibrate(&partial, &data, &held_idx, cfg))
-        });
-        let model = fit_subset(&data, &all, cfg);
-        let calibration = calibration
-            .join()
-            .unwrap_or_else(|_| Err(Error::Training("calibration panicked".into())));
-        (calibration, model)
-    });
-    let (temperature, threshold) = calibration?;
-    let mut model = model?;
+    let (mut model, (temperature, threshold)) = fit_and_calibrate(&data, &fit_idx, &held_idx, cfg)?;
     model.temperature = temperature;
     model.threshold = threshold;
     let n_oos_class = oos_class.map_or(0, |c| {
@@ -78,6 +60,33 @@ pub(super) fn train(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((model, report))
+}
+
+/// The model trained on every example, and (temperature, threshold) from a
+/// model trained on `fit` and calibrated on `held`. The final model does not
+/// depend on the calibration, so the two fits run at once: start-up trains
+/// the shipped model and waits for it.
+fn fit_and_calibrate(
+    data: &Prepared,
+    fit: &[usize],
+    held: &[usize],
+    cfg: &TrainConfig,
+) -> Result<(IntentModel, (f32, f32))> {
+    let all: Vec<usize> = (0..data.classes.len()).collect();
+    std::thread::scope(|s| {
+        let calibration = s.spawn(|| {
+            if held.is_empty() {
+                return Ok((1.0, cfg.default_threshold));
+            }
+            let partial = fit_subset(data, fit, cfg)?;
+            Ok(calibrate(&partial, data, held, cfg))
+        });
+        let model = fit_subset(data, &all, cfg);
+        let calibration = calibration
+            .join()
+            .unwrap_or_else(|_| Err(Error::Training("calibration panicked".into())));
+        Ok((model?, calibration?))
+    })
 }
 
 fn prepare(examples: &[Example], tokenizer: &Tokenizer, cfg: &TrainConfig) -> Result<Prepared> {
