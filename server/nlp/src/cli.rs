@@ -10,8 +10,9 @@
 //! `split → [[text, intent], …]` (CLINC150), or our own `[intent]`-sectioned
 //! `.txt`; the word `default` names the shipped intents. A JSON path may pick
 //! splits: `train_val.json:train,oos_train`. The intent `oos` marks
-//! out-of-scope examples (they tune the threshold in training and count
-//! towards out-of-scope recall in testing).
+//! out-of-scope examples (a class of their own that also tunes the threshold
+//! in training; they count towards out-of-scope recall in testing). Without
+//! `--config`, training on `default` alone uses the shipped model's settings.
 
 use crate::dataset::{self, Example};
 use crate::eval::{self, EvalReport};
@@ -68,7 +69,7 @@ pub fn run(cmd: NlpCommand) -> anyhow::Result<()> {
             out,
             seed,
             config,
-        } => train(&data, &out, &train_config(seed, config.as_deref())?),
+        } => train(&data, &out, &train_config(seed, config.as_deref(), &data)?),
         NlpCommand::Eval {
             train,
             test,
@@ -81,7 +82,7 @@ pub fn run(cmd: NlpCommand) -> anyhow::Result<()> {
             &test,
             cv,
             json,
-            &train_config(seed, config.as_deref())?,
+            &train_config(seed, config.as_deref(), &train)?,
         ),
     }
 }
@@ -98,9 +99,13 @@ fn load_all(specs: &[String]) -> anyhow::Result<Vec<Example>> {
     Ok(out)
 }
 
-/// The default settings, overridden by `config` (inline JSON or a JSON file), with `seed`.
-fn train_config(seed: u64, config: Option<&str>) -> anyhow::Result<TrainConfig> {
+/// The settings to train on `data` with: `config` (inline JSON or a JSON
+/// file, over the defaults) when given, else the shipped model's settings
+/// when the data is the shipped intents alone (so `eval --train default`
+/// measures the model the product runs), else the defaults; with `seed`.
+fn train_config(seed: u64, config: Option<&str>, data: &[String]) -> anyhow::Result<TrainConfig> {
     let mut cfg: TrainConfig = match config {
+        None if data.iter().all(|d| d == "default") => crate::default_model_config(),
         None => TrainConfig::default(),
         Some(c) if c.trim_start().starts_with('{') => serde_json::from_str(c)?,
         Some(path) => serde_json::from_str(&std::fs::read_to_string(path)?)?,
@@ -165,6 +170,11 @@ fn print_summary(r: &EvalReport) {
         r.accuracy * 100.0,
         r.accuracy_top1 * 100.0,
         r.macro_f1 * 100.0
+    );
+    println!(
+        "answered {:.2}% of the in-scope messages, {:.2}% of them right",
+        r.answered * 100.0,
+        r.answer_precision * 100.0
     );
     match r.oos_recall {
         Some(v) => println!(

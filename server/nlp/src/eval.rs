@@ -3,7 +3,8 @@
 //! k-fold cross-validation on one set. Used by `switchboard nlp eval`.
 //!
 //! Definitions: a prediction is the top intent when its calibrated
-//! probability reaches the threshold, else "out of scope". In-scope accuracy
+//! probability reaches the threshold and the `oos` class (when the model has
+//! one) does not win, else "out of scope". In-scope accuracy
 //! counts an in-scope test message right only when the prediction is its
 //! intent (a rejection is wrong). Macro-F1 averages per-intent F1 over the
 //! intents present in the test set. Latency is per `IntentModel::classify`
@@ -35,12 +36,21 @@ pub struct EvalReport {
     pub temperature: f32,
     /// Number of folds when this is a cross-validation average.
     pub folds: Option<usize>,
+    /// Share of the in-scope test messages that got an intent (the bot
+    /// would answer them). Printed in the summary, not in the JSON, whose
+    /// keys other tools rely on.
+    #[serde(skip_serializing)]
+    pub answered: f64,
+    /// Share of those answers that were right.
+    #[serde(skip_serializing)]
+    pub answer_precision: f64,
 }
 
 /// Counts from which the rates are computed.
 #[derive(Default)]
 struct Tally {
     n_in: usize,
+    answered: usize,
     correct: usize,
     correct_top1: usize,
     n_oos: usize,
@@ -93,6 +103,7 @@ impl Tally {
             return;
         }
         self.n_in += 1;
+        self.answered += usize::from(predicted.is_some());
         self.correct_top1 += usize::from(top == e.label);
         let truth = self.per_intent.entry(e.label.clone()).or_default();
         if predicted == Some(e.label.as_str()) {
@@ -138,6 +149,8 @@ impl Tally {
             threshold: model.threshold(),
             temperature: model.temperature(),
             folds: None,
+            answered: ratio(self.answered, self.n_in),
+            answer_precision: ratio(self.correct, self.answered),
         }
     }
 }
@@ -245,6 +258,8 @@ fn average(reports: &[EvalReport]) -> EvalReport {
         threshold: reports.first().map_or(0.0, |r| r.threshold),
         temperature: reports.first().map_or(1.0, |r| r.temperature),
         folds: Some(reports.len()),
+        answered: mean(&|r| r.answered),
+        answer_precision: mean(&|r| r.answer_precision),
     }
 }
 

@@ -42,6 +42,12 @@ pub struct FeatureConfig {
     /// Only the first `max_pair_tokens` terms are paired, which bounds the
     /// quadratic cost of a very long message.
     pub max_pair_tokens: usize,
+    /// A message of more than `long_message_terms` terms (0 = no limit)
+    /// pairs each term only with those up to `long_skip_window` places
+    /// after it: the longest messages cost the most pairs (741 for 40
+    /// terms, 351 with a window of 10) and need them least.
+    pub long_message_terms: usize,
+    pub long_skip_window: usize,
     /// Character n-gram lengths for Latin words, inclusive (0 turns them off).
     pub char_min: usize,
     pub char_max: usize,
@@ -70,10 +76,12 @@ impl Default for FeatureConfig {
             edge_marks: true,
             skip_window: 40,
             max_pair_tokens: 40,
+            long_message_terms: 30,
+            long_skip_window: 10,
             char_min: 2,
             char_max: 4,
             cross_word_chars: true,
-            max_chars: 1000,
+            max_chars: 250,
             han_ngrams: 2,
             word_weight: 1.0,
             pair_weight: 1.2,
@@ -165,13 +173,15 @@ impl FeatureConfig {
     }
 
     fn pair_features(&self, terms: &[u64], out: &mut Vec<Hashed>) {
+        let long = self.long_message_terms > 0 && terms.len() > self.long_message_terms;
+        let window = if long {
+            self.long_skip_window.min(self.skip_window)
+        } else {
+            self.skip_window
+        };
         let terms = &terms[..terms.len().min(self.max_pair_tokens)];
         for (i, &a) in terms.iter().enumerate() {
-            for &b in terms
-                .iter()
-                .skip(i + 2)
-                .take(self.skip_window.saturating_sub(1))
-            {
+            for &b in terms.iter().skip(i + 2).take(window.saturating_sub(1)) {
                 let h = combine(combine(SEED_PAIR, a.min(b)), a.max(b));
                 out.push((self.key(h), PAIR_BLOCK));
             }
@@ -331,6 +341,21 @@ mod tests {
         };
         // Pairs 2..=9 places apart among the first 10 terms: 8 + 7 + … + 1.
         assert_eq!(count(&features_with(&capped, &long), PAIR_BLOCK), 36);
+    }
+
+    #[test]
+    fn long_messages_pair_nearby_terms_only() {
+        let cfg = FeatureConfig {
+            long_message_terms: 5,
+            long_skip_window: 3,
+            word_ngrams: 1,
+            char_min: 0,
+            ..FeatureConfig::default()
+        };
+        // 5 terms: every pair 2 or more places apart, 3 + 2 + 1.
+        assert_eq!(count(&features_with(&cfg, "a b c d e"), PAIR_BLOCK), 6);
+        // 6 terms is long: pairs 2 or 3 places apart only, 2 + 2 + 2 + 1.
+        assert_eq!(count(&features_with(&cfg, "a b c d e f"), PAIR_BLOCK), 7);
     }
 
     #[test]

@@ -3,13 +3,16 @@
 //! AdaGrad, temperature scaling for calibrated probabilities, and the
 //! out-of-scope threshold.
 //!
-//! Training holds out a stratified slice of the in-scope examples, trains on
-//! the rest, fits the temperature on the held-out slice and the threshold on
-//! the `oos` examples (the lowest that rejects
-//! [`TrainConfig::oos_recall_target`] of them), then retrains on everything
-//! with those two numbers. The `oos` examples never become a class; they only
-//! tune the threshold. Without any, the threshold is
-//! [`TrainConfig::default_threshold`].
+//! Out-of-scope (`oos`) examples are, by default, a class of their own: a
+//! message whose top class is `oos` gets no intent ([`TrainConfig::oos_class`];
+//! without it they only tune the threshold). Training holds out a stratified
+//! slice of every class (a larger one of `oos`), trains on the rest, fits the
+//! temperature on the held-out slice and the threshold: the lowest that
+//! rejects [`TrainConfig::oos_recall_target`] of the held-out `oos` examples,
+//! raised if need be until the held-out in-scope answers are right
+//! [`TrainConfig::answer_precision`] of the time. Then it retrains on
+//! everything with those two numbers. Without `oos` examples or a precision
+//! target, the threshold is [`TrainConfig::default_threshold`].
 //!
 //! Only features seen in training get a weight row, so the model stays small:
 //! a `Vocabulary` (open addressing over the hashed keys) maps a key to its row.
@@ -21,7 +24,7 @@
 //! intent's probability is computed (one pass of `exp` for the softmax
 //! normaliser).
 
-use crate::dataset::Example;
+use crate::dataset::{Example, OOS};
 use crate::error::{Error, Result};
 use crate::features::{FeatureConfig, FeatureScratch, Hashed, BLOCKS};
 use crate::normalize::normalize;
@@ -48,6 +51,10 @@ pub struct TrainConfig {
     pub l2: f32,
     /// Share of each in-scope class held out to fit temperature and threshold.
     pub holdout: f32,
+    /// Share of the `oos` class held out when it is one
+    /// ([`TrainConfig::oos_class`]): larger than `holdout`, because the
+    /// threshold is tuned on these alone.
+    pub oos_holdout: f32,
     /// Threshold used when the training data has no `oos` example.
     pub default_threshold: f32,
     /// Share of the held-out `oos` examples the threshold must reject.
@@ -61,6 +68,20 @@ pub struct TrainConfig {
     pub margin: f32,
     /// Class gradients smaller than this are skipped in an update.
     pub min_gradient: f32,
+    /// `oos` examples form a class of their own (a message whose top class
+    /// it is gets no intent) instead of only tuning the threshold: the model
+    /// then learns what off-topic looks like, so it needs a lower threshold
+    /// to reject the same share of it (CLINC150: 93.1 % in-scope accuracy at
+    /// 61 % out-of-scope recall, against 92.6 % at 64 % without).
+    pub oos_class: bool,
+    /// When above 0, the threshold is raised (never lowered) to the lowest at
+    /// which the held-out in-scope messages the model answers are right at
+    /// least this often: "answer only when likely right".
+    pub answer_precision: f32,
+    /// Supervised term weighting: a feature's idf is multiplied by
+    /// `1 + class_weighting × (1 − H/Hmax)` of its spread over the classes
+    /// (0 = off). Free at run time: it is folded into the stored idf.
+    pub class_weighting: f32,
 }
 
 impl Default for TrainConfig {
@@ -72,12 +93,16 @@ impl Default for TrainConfig {
             learning_rate: 0.4,
             l2: 0.0,
             holdout: 0.1,
+            oos_holdout: 0.5,
             default_threshold: 0.0,
             oos_recall_target: 0.5,
             min_gradient: 1e-3,
             margin: 2.0,
             average_from: 1.0,
             min_df: 2,
+            oos_class: true,
+            answer_precision: 0.0,
+            class_weighting: 0.0,
         }
     }
 }
@@ -85,11 +110,13 @@ impl Default for TrainConfig {
 /// The classifier's answer for one message.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IntentPrediction {
-    /// Index into [`IntentModel::labels`] of the most probable intent.
+    /// Index into [`IntentModel::labels`] of the most probable intent
+    /// (never the `oos` class).
     pub index: usize,
     /// Its calibrated probability.
     pub confidence: f32,
-    /// Whether `confidence` reaches the model's threshold.
+    /// Whether `confidence` reaches the model's threshold and the `oos`
+    /// class, when there is one, is not more probable.
     pub in_scope: bool,
 }
 
@@ -111,6 +138,9 @@ pub struct IntentModel {
     bias: Vec<f32>,
     temperature: f32,
     threshold: f32,
+    /// Index of the `oos` label when off-topic messages are a class
+    /// ([`TrainConfig::oos_class`]); derived from the labels.
+    oos: Option<usize>,
 }
 
 /// Bytes before a row's weights: idf and scale.
@@ -212,11 +242,34 @@ impl IntentModel {
         self.vectorize_into(hashed, rows, x);
         self.scores_into(x, scores);
         let (index, confidence) = top_probability(scores, self.temperature);
-        IntentPrediction {
-            index,
-            confidence,
-            in_scope: confidence >= self.threshold,
+        match self.oos {
+            Some(oos) if oos == index => {
+                // Off-topic won: report the best intent, rejected. Its
+                // probability is the winner's scaled by exp(Δscore / T).
+                let (best, score) = argmax_except(scores, oos);
+                let p = ((score - scores[oos]) / self.temperature).exp() * confidence;
+                IntentPrediction {
+                    index: best,
+                    confidence: p,
+                    in_scope: false,
+                }
+            }
+            _ => IntentPrediction {
+                index,
+                confidence,
+                in_scope: confidence >= self.threshold,
+            },
         }
+    }
+
+    /// Raw scores (logits, before temperature) of every label for raw text:
+    /// for analyses of the model, not the hot path (it allocates).
+    pub fn logits(&self, tokenizer: &Tokenizer, text: &str) -> Vec<f32> {
+        let normalized = normalize(text);
+        let tokens = tokenizer.tokenize(&normalized);
+        let mut hashed = Vec::new();
+        self.features.extract(&normalized, &tokens, &mut hashed);
+        self.scores(&self.vectorize(&hashed))
     }
 
     /// The intent name when in scope.
@@ -230,18 +283,29 @@ impl IntentModel {
     /// [`FeatureConfig::sublinear_tf`] a repeated feature appears once per
     /// occurrence and the norms treat each occurrence as its own feature.
     fn vectorize_into(&self, hashed: &[Hashed], scratch: &mut RowCounts, x: &mut SparseVector) {
+        // Classification waits on memory: a long message probes ~1 500 table
+        // slots and reads ~1 000 rows scattered over megabytes. Touching them
+        // in branch-free passes first lets the CPU fetch them all at once,
+        // where the branchy loops below would wait for one miss at a time.
+        std::hint::black_box(self.vocabulary.touch(hashed.iter().map(|(k, _)| *k)));
         self.count_rows(hashed, scratch);
         x.clear();
         let mut norms = [0f32; BLOCKS];
+        let last = self.stride() - 1;
+        let mut touched = 0u8;
         for &(row, block, n) in &scratch.rows {
             let tf = match n {
                 1 => 1.0,
                 n => 1.0 + (n as f32).ln(),
             };
-            let v = tf * self.idf(row);
+            let bytes = self.row(row);
+            // The row's last byte is usually on the next cache line.
+            touched ^= bytes[last];
+            let v = tf * f32_at(bytes, 0);
             norms[usize::from(block)] += v * v;
             x.push((row, v));
         }
+        std::hint::black_box(touched);
         let scale = block_scales(norms, self.features.block_weights());
         for ((_, v), (_, block, _)) in x.iter_mut().zip(&scratch.rows) {
             *v *= scale[usize::from(*block)];
@@ -284,17 +348,39 @@ impl IntentModel {
         }
     }
 
-    /// Raw scores (logits) of a vectorised message into `scores`.
+    /// Raw scores (logits) of a vectorised message into `scores`. Rows are
+    /// added four at a time: the score vector is longer than the registers
+    /// hold, so each pass over it loads and stores it; one pass per four
+    /// rows instead of per row took 11 % off a 77-intent classification.
     fn scores_into(&self, x: &[(u32, f32)], scores: &mut Vec<f32>) {
         scores.clear();
         scores.extend_from_slice(&self.bias);
-        for &(row, v) in x {
-            let (header, weights) = self.row(row).split_at(ROW_HEADER);
-            let v = v * f32_at(header, 4);
-            for (s, &q) in scores.iter_mut().zip(weights) {
-                *s += v * f32::from(i8::from_ne_bytes([q]));
+        let mut groups = x.chunks_exact(4);
+        for g in &mut groups {
+            let (a, b, c, d) = (
+                self.weighted(g[0]),
+                self.weighted(g[1]),
+                self.weighted(g[2]),
+                self.weighted(g[3]),
+            );
+            let rows = a.1.iter().zip(b.1).zip(c.1.iter().zip(d.1));
+            for (s, ((&qa, &qb), (&qc, &qd))) in scores.iter_mut().zip(rows) {
+                *s += (a.0 * int8(qa) + b.0 * int8(qb)) + (c.0 * int8(qc) + d.0 * int8(qd));
             }
         }
+        for &feature in groups.remainder() {
+            let (v, weights) = self.weighted(feature);
+            for (s, &q) in scores.iter_mut().zip(weights) {
+                *s += v * int8(q);
+            }
+        }
+    }
+
+    /// A feature's value times its row's scale, and the row's int8 weights.
+    #[inline]
+    fn weighted(&self, (row, v): (u32, f32)) -> (f32, &[u8]) {
+        let (header, weights) = self.row(row).split_at(ROW_HEADER);
+        (v * f32_at(header, 4), weights)
     }
 
     fn stride(&self) -> usize {
@@ -304,10 +390,6 @@ impl IntentModel {
     fn row(&self, row: u32) -> &[u8] {
         let start = row as usize * self.stride();
         &self.rows[start..start + self.stride()]
-    }
-
-    fn idf(&self, row: u32) -> f32 {
-        f32_at(self.row(row), 0)
     }
 
     /// Rows with these idfs and zero weights.
@@ -365,8 +447,15 @@ impl IntentModel {
         }
         self.vocabulary = Vocabulary::new(&self.keys)
             .ok_or_else(|| Error::ModelFile("duplicate or zero feature key".into()))?;
+        self.oos = self.labels.iter().position(|l| l == OOS);
         Ok(())
     }
+}
+
+/// A stored weight byte as the `i8` it holds.
+#[inline]
+fn int8(q: u8) -> f32 {
+    f32::from(i8::from_ne_bytes([q]))
 }
 
 /// The little-endian `f32` at `at` in `bytes`.
@@ -416,6 +505,22 @@ pub(crate) fn softmax(scores: &mut [f32], temperature: f32) {
     for s in scores.iter_mut() {
         *s /= sum;
     }
+}
+
+/// (index, value) of the largest element other than `skip`.
+fn argmax_except(values: &[f32], skip: usize) -> (usize, f32) {
+    values
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(i, _)| *i != skip)
+        .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
 }
 
 /// (index, value) of the largest element; (0, -inf) for an empty slice.
@@ -482,6 +587,29 @@ mod tests {
         let p = model.classify(&tok, "where's my package?");
         assert_eq!(model.labels()[p.index], "track");
         assert!(p.confidence > 0.0 && p.confidence <= 1.0);
+    }
+
+    #[test]
+    fn the_oos_class_rejects_but_names_the_best_intent() {
+        let tok = Tokenizer::new();
+        let mut ex = toy();
+        for t in [
+            "what is the weather",
+            "tell me a joke",
+            "who won the game",
+            "what time is it",
+            "sing a song",
+        ] {
+            ex.push(Example::new(t, OOS));
+        }
+        let (model, _) = IntentModel::train(&ex, &tok, &TrainConfig::default()).unwrap();
+        assert!(model.labels().iter().any(|l| l == OOS));
+        let p = model.classify(&tok, "tell me a joke about the weather");
+        assert!(!p.in_scope, "{p:?}");
+        assert_ne!(model.labels()[p.index], OOS);
+        assert!(p.confidence < 0.5, "{p:?}");
+        let p = model.classify(&tok, "where is my parcel");
+        assert_eq!(model.intent_of(&p), Some("track"));
     }
 
     #[test]

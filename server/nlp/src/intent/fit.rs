@@ -2,12 +2,12 @@
 //! AdaGrad on the softmax loss, then temperature and threshold from a
 //! held-out slice. Pure and deterministic for a given [`TrainConfig::seed`].
 
-use super::{argmax, softmax, IntentModel, SparseVector, TrainConfig};
-use crate::dataset::Example;
+use super::{softmax, top_probability, IntentModel, SparseVector, TrainConfig};
+use crate::dataset::{Example, OOS};
 use crate::error::{Error, Result};
 use crate::features::Hashed;
 use crate::normalize::normalize;
-use crate::tokens::Tokenizer;
+use crate::tokens::{Token, Tokenizer};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -38,21 +38,22 @@ pub(super) fn train(
 ) -> Result<(IntentModel, TrainReport)> {
     let started = Instant::now();
     let data = prepare(examples, tokenizer, cfg)?;
-    let (fit_idx, held_idx) = stratified_split(&data.classes, cfg.holdout, cfg.seed);
-    let (temperature, threshold) = if held_idx.is_empty() {
-        (1.0, cfg.default_threshold)
-    } else {
-        let partial = fit_subset(&data, &fit_idx, cfg)?;
-        calibrate(&partial, &data, &held_idx, cfg)
+    let oos_class = data.labels.iter().position(|l| l == OOS);
+    let share = |class: u32| match Some(class as usize) == oos_class {
+        true => cfg.oos_holdout,
+        false => cfg.holdout,
     };
-    let all: Vec<usize> = (0..data.classes.len()).collect();
-    let mut model = fit_subset(&data, &all, cfg)?;
+    let (fit_idx, held_idx) = stratified_split(&data.classes, share, cfg.seed);
+    let (mut model, (temperature, threshold)) = fit_and_calibrate(&data, &fit_idx, &held_idx, cfg)?;
     model.temperature = temperature;
     model.threshold = threshold;
+    let n_oos_class = oos_class.map_or(0, |c| {
+        data.classes.iter().filter(|&&y| y as usize == c).count()
+    });
     let report = TrainReport {
-        n_train: data.classes.len(),
-        n_oos: data.oos.len(),
-        n_intents: data.labels.len(),
+        n_train: data.classes.len() - n_oos_class,
+        n_oos: data.oos.len() + n_oos_class,
+        n_intents: data.labels.len() - usize::from(oos_class.is_some()),
         n_features: model.keys.len(),
         temperature,
         threshold,
@@ -61,14 +62,42 @@ pub(super) fn train(
     Ok((model, report))
 }
 
+/// The model trained on every example, and (temperature, threshold) from a
+/// model trained on `fit` and calibrated on `held`. The final model does not
+/// depend on the calibration, so the two fits run at once: start-up trains
+/// the shipped model and waits for it.
+fn fit_and_calibrate(
+    data: &Prepared,
+    fit: &[usize],
+    held: &[usize],
+    cfg: &TrainConfig,
+) -> Result<(IntentModel, (f32, f32))> {
+    let all: Vec<usize> = (0..data.classes.len()).collect();
+    std::thread::scope(|s| {
+        let calibration = s.spawn(|| {
+            if held.is_empty() {
+                return Ok((1.0, cfg.default_threshold));
+            }
+            let partial = fit_subset(data, fit, cfg)?;
+            Ok(calibrate(&partial, data, held, cfg))
+        });
+        let model = fit_subset(data, &all, cfg);
+        let calibration = calibration
+            .join()
+            .unwrap_or_else(|_| Err(Error::Training("calibration panicked".into())));
+        Ok((model?, calibration?))
+    })
+}
+
 fn prepare(examples: &[Example], tokenizer: &Tokenizer, cfg: &TrainConfig) -> Result<Prepared> {
+    let as_class = |e: &&Example| !e.is_oos() || cfg.oos_class;
     let mut ids: BTreeMap<&str, u32> = BTreeMap::new();
-    for e in examples.iter().filter(|e| !e.is_oos()) {
+    for e in examples.iter().filter(as_class) {
         let next =
             u32::try_from(ids.len()).map_err(|_| Error::Training("too many intents".into()))?;
         ids.entry(e.label.as_str()).or_insert(next);
     }
-    if ids.len() < 2 {
+    if ids.keys().filter(|l| **l != OOS).count() < 2 {
         return Err(Error::Training(
             "need examples of at least two intents".into(),
         ));
@@ -78,11 +107,9 @@ fn prepare(examples: &[Example], tokenizer: &Tokenizer, cfg: &TrainConfig) -> Re
     for (i, id) in ids.values_mut().enumerate() {
         *id = u32::try_from(i).unwrap_or(u32::MAX);
     }
-    let featurize = |text: &str| {
-        let normalized = normalize(text);
-        let tokens = tokenizer.tokenize(&normalized);
+    let featurize = |normalized: &str, tokens: &[Token]| {
         let mut out = Vec::new();
-        cfg.features.extract(&normalized, &tokens, &mut out);
+        cfg.features.extract(normalized, tokens, &mut out);
         out
     };
     let mut data = Prepared {
@@ -92,12 +119,14 @@ fn prepare(examples: &[Example], tokenizer: &Tokenizer, cfg: &TrainConfig) -> Re
         oos: Vec::new(),
     };
     for e in examples {
-        if e.is_oos() {
-            data.oos.push(featurize(&e.text));
-        } else {
-            data.hashed.push(featurize(&e.text));
-            data.classes.push(ids[e.label.as_str()]);
+        let normalized = normalize(&e.text);
+        let tokens = tokenizer.tokenize(&normalized);
+        if !as_class(&e) {
+            data.oos.push(featurize(&normalized, &tokens));
+            continue;
         }
+        data.hashed.push(featurize(&normalized, &tokens));
+        data.classes.push(ids[e.label.as_str()]);
     }
     Ok(data)
 }
@@ -139,10 +168,16 @@ fn vocabulary(data: &Prepared, subset: &[usize], cfg: &TrainConfig) -> Result<In
         .collect();
     let n = subset.len() as f32;
     let classes = data.labels.len();
-    let idf: Vec<f32> = df
+    let mut idf: Vec<f32> = df
         .iter()
         .map(|&(_, d)| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)
         .collect();
+    if cfg.class_weighting > 0.0 {
+        let focus = class_focus(data, subset, &df);
+        for (v, f) in idf.iter_mut().zip(focus) {
+            *v *= 1.0 + cfg.class_weighting * f;
+        }
+    }
     let mut model = IntentModel {
         labels: data.labels.clone(),
         features: cfg.features.clone(),
@@ -152,10 +187,60 @@ fn vocabulary(data: &Prepared, subset: &[usize], cfg: &TrainConfig) -> Result<In
         bias: vec![0.0; classes],
         temperature: 1.0,
         threshold: 0.0,
+        oos: None,
     };
     model.set_idf(&idf);
     model.rebuild_index()?;
     Ok(model)
+}
+
+/// Per key of `df`: 1 − H/Hmax of the distribution over classes of the
+/// messages holding it (each class's count divided by its size, with one
+/// pseudo-message spread over the classes): 1 for a feature of one class,
+/// 0 for one spread evenly.
+fn class_focus(data: &Prepared, subset: &[usize], df: &[(u32, u32)]) -> Vec<f32> {
+    let classes = data.labels.len();
+    let mut size = vec![0f32; classes];
+    let mut pairs: Vec<u64> = Vec::new();
+    let mut seen: Vec<u32> = Vec::new();
+    for &i in subset {
+        let c = data.classes[i];
+        size[c as usize] += 1.0;
+        seen.clear();
+        seen.extend(data.hashed[i].iter().map(|(k, _)| *k));
+        seen.sort_unstable();
+        seen.dedup();
+        pairs.extend(seen.iter().map(|&k| (u64::from(k) << 32) | u64::from(c)));
+    }
+    pairs.sort_unstable();
+    let h_max = (classes as f32).ln();
+    let mut counts = vec![0f32; classes];
+    let mut out = Vec::with_capacity(df.len());
+    let mut at = 0;
+    for &(key, _) in df {
+        counts.iter_mut().for_each(|c| *c = 0.0);
+        while at < pairs.len() && (pairs[at] >> 32) < u64::from(key) {
+            at += 1;
+        }
+        while at < pairs.len() && (pairs[at] >> 32) == u64::from(key) {
+            counts[(pairs[at] & 0xFFFF_FFFF) as usize] += 1.0;
+            at += 1;
+        }
+        let p: Vec<f32> = counts
+            .iter()
+            .zip(&size)
+            .map(|(c, n)| (c + 1.0 / classes as f32) / n.max(1.0))
+            .collect();
+        let total: f32 = p.iter().sum();
+        let h: f32 = p
+            .iter()
+            .map(|x| x / total)
+            .filter(|x| *x > 0.0)
+            .map(|x| -x * x.ln())
+            .sum();
+        out.push(1.0 - h / h_max);
+    }
+    out
 }
 
 /// The weights being trained: row-major `rows × classes`, in `f32`.
@@ -280,7 +365,11 @@ impl AdaGrad {
     }
 }
 
-/// Temperature (by grid search on held-out log-loss) and threshold.
+/// Temperature (by grid search on held-out log-loss) and threshold: the
+/// lowest that rejects [`TrainConfig::oos_recall_target`] of the off-topic
+/// examples the partial model has not seen (all of them, or the held-out
+/// slice of the `oos` class), raised to meet
+/// [`TrainConfig::answer_precision`] on the held-out in-scope examples.
 fn calibrate(
     partial: &IntentModel,
     data: &Prepared,
@@ -293,18 +382,62 @@ fn calibrate(
         .map(|&i| (logits(&data.hashed[i]), data.classes[i]))
         .collect();
     let temperature = fit_temperature(&held_logits);
-    let top = |z: &[f32]| {
-        let mut p = z.to_vec();
-        softmax(&mut p, temperature);
-        argmax(&p)
+    // (class, confidence) of an answer; confidence 0 for the `oos` class.
+    let answer = |z: &[f32]| {
+        let (index, confidence) = top_probability(z, temperature);
+        match Some(index) == partial.oos {
+            true => (index, 0.0),
+            false => (index, confidence),
+        }
     };
-    let oos: Vec<f32> = data.oos.iter().map(|h| top(&logits(h)).1).collect();
-    let threshold = if oos.is_empty() {
+    let is_oos = |y: u32| Some(y as usize) == partial.oos;
+    let oos: Vec<f32> = data
+        .oos
+        .iter()
+        .map(|h| answer(&logits(h)).1)
+        .chain(
+            held_logits
+                .iter()
+                .filter(|(_, y)| is_oos(*y))
+                .map(|(z, _)| answer(z).1),
+        )
+        .collect();
+    let mut threshold = if oos.is_empty() {
         cfg.default_threshold
     } else {
         tune_threshold(&oos, cfg.oos_recall_target)
     };
+    if cfg.answer_precision > 0.0 {
+        let in_scope: Vec<(f32, bool)> = held_logits
+            .iter()
+            .filter(|(_, y)| !is_oos(*y))
+            .map(|(z, y)| {
+                let (index, confidence) = answer(z);
+                (confidence, index == *y as usize)
+            })
+            .collect();
+        threshold = threshold.max(precision_threshold(&in_scope, cfg.answer_precision));
+    }
     (temperature, threshold)
+}
+
+/// The lowest threshold at which the answers given, `(confidence, right)`,
+/// are right at least `target` of the time: the largest most-confident
+/// share that is precise enough (1 when none is).
+fn precision_threshold(answers: &[(f32, bool)], target: f32) -> f32 {
+    let mut sorted = answers.to_vec();
+    sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut right = 0usize;
+    let mut best = None;
+    for (n, (confidence, ok)) in sorted.iter().enumerate() {
+        right += usize::from(*ok);
+        // Ties: only a point where the confidence changes can be a threshold.
+        let last_of_tie = sorted.get(n + 1).is_none_or(|next| next.0 < *confidence);
+        if last_of_tie && right as f32 >= target * (n + 1) as f32 {
+            best = Some(*confidence);
+        }
+    }
+    best.unwrap_or(1.0)
 }
 
 /// The temperature in 0.05..20 that minimises held-out negative log-likelihood.
@@ -357,17 +490,22 @@ impl NextUp for f32 {
     }
 }
 
-/// Indices of each class split into (train, held out): `share` of every class
+/// Indices of each class split into (train, held out): `share(class)` of every class
 /// with at least three examples, at least one, chosen by a seeded shuffle.
-fn stratified_split(classes: &[u32], share: f32, seed: u64) -> (Vec<usize>, Vec<usize>) {
+fn stratified_split(
+    classes: &[u32],
+    share: impl Fn(u32) -> f32,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
     let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, c) in classes.iter().enumerate() {
         by_class.entry(*c).or_default().push(i);
     }
     let mut rng = SplitMix(seed ^ 0x5EED);
     let (mut fit, mut held) = (Vec::new(), Vec::new());
-    for (_, mut idx) in by_class {
+    for (class, mut idx) in by_class {
         rng.shuffle(&mut idx);
+        let share = share(class);
         let want = (idx.len() as f32 * share).round() as usize;
         let take = if share > 0.0 && idx.len() >= 3 {
             want.max(1)
@@ -411,13 +549,15 @@ mod tests {
     #[test]
     fn split_is_stratified_and_seeded() {
         let classes: Vec<u32> = (0..100).map(|i| i % 4).collect();
-        let (fit, held) = stratified_split(&classes, 0.2, 1);
+        let (fit, held) = stratified_split(&classes, |_| 0.2, 1);
         assert_eq!(held.len(), 20);
         assert_eq!(fit.len() + held.len(), 100);
         for c in 0..4 {
             assert_eq!(held.iter().filter(|&&i| classes[i] == c).count(), 5);
         }
-        assert_eq!(stratified_split(&classes, 0.2, 1), (fit, held));
+        assert_eq!(stratified_split(&classes, |_| 0.2, 1), (fit, held));
+        let (_, held) = stratified_split(&classes, |c| if c == 3 { 0.6 } else { 0.2 }, 1);
+        assert_eq!(held.iter().filter(|&&i| classes[i] == 3).count(), 15);
     }
 
     #[test]
@@ -428,6 +568,27 @@ mod tests {
         assert!(tune_threshold(&oos, 1.0) > 0.9);
         assert_eq!(tune_threshold(&oos, 0.0), 0.0);
         assert_eq!(tune_threshold(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn precision_threshold_keeps_the_largest_precise_share() {
+        let answers = [
+            (0.9, true),
+            (0.8, true),
+            (0.7, false),
+            (0.6, true),
+            (0.5, false),
+        ];
+        // Top 4: 3 of 4 right; top 5: 3 of 5.
+        assert_eq!(precision_threshold(&answers, 0.75), 0.6);
+        assert_eq!(precision_threshold(&answers, 0.9), 0.8);
+        assert_eq!(precision_threshold(&answers, 0.5), 0.5);
+        assert_eq!(precision_threshold(&[(0.9, false)], 0.5), 1.0);
+        // Tied confidences are kept or dropped together.
+        assert_eq!(
+            precision_threshold(&[(0.9, true), (0.8, true), (0.8, false)], 0.7),
+            0.9
+        );
     }
 
     #[test]

@@ -15,8 +15,9 @@ use switchboard_protocol::codec::{from_bincode, to_bincode};
 
 /// Version byte of every frame; bump when the header or features change.
 /// 1: 20-bit buckets, two feature blocks, `f32` weights. 2: 32-bit keys,
-/// word/char/pair blocks, int8 weights with a scale per row.
-pub(crate) const MODEL_FORMAT: u8 = 2;
+/// word/char/pair blocks, int8 weights with a scale per row. 3: feature
+/// settings with a shorter pair window for long messages.
+pub(crate) const MODEL_FORMAT: u8 = 3;
 const MAGIC: &[u8; 8] = b"SBNLPMDL";
 /// Elements per array frame (≤ 2 MiB of `f32`).
 const CHUNK: usize = 1 << 19;
@@ -71,6 +72,7 @@ impl IntentModel {
             bias: header.bias,
             temperature: header.temperature,
             threshold: header.threshold,
+            oos: None,
         };
         if model.bias.len() != classes || classes < 2 || !rest.is_empty() {
             return Err(bad("inconsistent sizes"));

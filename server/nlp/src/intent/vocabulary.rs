@@ -55,6 +55,15 @@ impl Vocabulary {
         }
     }
 
+    /// Reads the first slot of every key, without branching on what it
+    /// finds, so that the cache misses of many lookups overlap (see
+    /// `IntentModel::vectorize_into`); the result only keeps the reads alive.
+    pub(super) fn touch(&self, keys: impl Iterator<Item = u32>) -> u32 {
+        keys.fold(0, |acc, key| {
+            acc ^ self.slots.get(self.slot_of(key)).map_or(0, |s| s.0)
+        })
+    }
+
     fn slot_of(&self, key: u32) -> usize {
         // Widening: u32 always fits a usize on the platforms we build for.
         key as usize & self.mask
