@@ -373,14 +373,7 @@ impl Agent {
     }
 
     fn on_error(&mut self, e: ErrorMessage) {
-        self.ctx
-            .stats
-            .error(format!("agent: server error {}", e.code.as_str()));
-        if let Some(id) = e.client_id {
-            if self.unacked.remove(&id).is_some() {
-                stats::bump(&self.ctx.stats.counters.rejected);
-            }
-        }
+        self.ctx.stats.server_error("agent", &e, &mut self.unacked);
     }
 }
 

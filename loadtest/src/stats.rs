@@ -173,6 +173,23 @@ impl Stats {
             .or_default() += 1;
     }
 
+    /// Counts an `error` the server sent `who` (`visitor`, `agent`); one
+    /// that names a message still waiting for its ack (`unacked`: client id
+    /// → send time) settles it as rejected.
+    pub fn server_error(
+        &self,
+        who: &str,
+        e: &switchboard_protocol::server::ErrorMessage,
+        unacked: &mut std::collections::HashMap<String, u64>,
+    ) {
+        self.error(format!("{who}: server error {}", e.code.as_str()));
+        if let Some(id) = &e.client_id {
+            if unacked.remove(id).is_some() {
+                bump(&self.counters.rejected);
+            }
+        }
+    }
+
     /// Counts one close frame received from the server.
     pub fn close_code(&self, code: u16) {
         *self

@@ -233,12 +233,7 @@ impl Visitor {
     fn on_error(&mut self, e: ErrorMessage) {
         self.ctx
             .stats
-            .error(format!("visitor: server error {}", e.code.as_str()));
-        if let Some(id) = e.client_id {
-            if self.unacked.remove(&id).is_some() {
-                stats::bump(&self.ctx.stats.counters.rejected);
-            }
-        }
+            .server_error("visitor", &e, &mut self.unacked);
     }
 }
 
