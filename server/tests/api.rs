@@ -120,14 +120,7 @@ async fn disabling_an_agent_closes_their_sessions_and_requeues_their_work() {
         .event(switchboard_protocol::server::ConversationEventKind::Queued)
         .await;
     assert_eq!(q.conversation.queue_position, Some(1));
-    let (st, _) = s
-        .http(
-            "POST",
-            "/api/login",
-            None,
-            Some(json!({"email": "ann@shop.test", "password": "password-1"})),
-        )
-        .await;
+    let (st, _) = s.try_login("ann@shop.test", "password-1").await;
     assert_eq!(st, 401);
     let (st, _) = s
         .http(

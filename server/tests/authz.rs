@@ -262,14 +262,7 @@ async fn server_with_an_expired_token(dir: &std::path::Path) -> (TestServer, Str
 
 /// The admin's login: a token and its expiry (ms since the epoch).
 async fn admin_login(s: &TestServer) -> (String, u64) {
-    let (status, body) = s
-        .http(
-            "POST",
-            "/api/login",
-            None,
-            Some(json!({"email": ADMIN, "password": ADMIN_PASSWORD})),
-        )
-        .await;
+    let (status, body) = s.try_login(ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(status, 200, "{body}");
     (
         body["token"].as_str().unwrap().to_string(),
@@ -887,14 +880,7 @@ async fn a_new_password_signs_out_the_accounts_other_tokens() {
     assert_eq!(ann_session.closed().await, close::UNAUTHORIZED);
     let (status, _) = s.http("GET", "/api/me", Some(&ann), None).await;
     assert_eq!(status, 401);
-    let (status, _) = s
-        .http(
-            "POST",
-            "/api/login",
-            None,
-            Some(json!({"email": "ann@shop.test", "password": "password-1"})),
-        )
-        .await;
+    let (status, _) = s.try_login("ann@shop.test", "password-1").await;
     assert_eq!(status, 401);
     let ann = s.login("ann@shop.test", "new-password-2").await;
     let mut ann_session = agent_hello(&s, &ann).await.unwrap();

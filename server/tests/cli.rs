@@ -126,14 +126,7 @@ async fn agent_add_list_passwd_remove() {
     let mut cfg = common::config(d);
     cfg.admin_password = None;
     let s = common::TestServer::start_with(cfg).await;
-    let (status, _) = s
-        .http(
-            "POST",
-            "/api/login",
-            None,
-            Some(serde_json::json!({"email": "bo@shop.test", "password": "first-pass"})),
-        )
-        .await;
+    let (status, _) = s.try_login("bo@shop.test", "first-pass").await;
     assert_eq!(status, 401);
     let bo = s.login("bo@shop.test", "second-pass").await;
     let (_, me) = s.http("GET", "/api/me", Some(&bo), None).await;
@@ -142,16 +135,7 @@ async fn agent_add_list_passwd_remove() {
         serde_json::json!(["billing", "orders"]),
         "{me}"
     );
-    let (status, _) = s
-        .http(
-            "POST",
-            "/api/login",
-            None,
-            Some(
-                serde_json::json!({"email": "admin@localhost", "password": common::ADMIN_PASSWORD}),
-            ),
-        )
-        .await;
+    let (status, _) = s.try_login("admin@localhost", common::ADMIN_PASSWORD).await;
     assert_eq!(status, 401);
     s.stop().await;
 }

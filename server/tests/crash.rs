@@ -135,18 +135,7 @@ async fn sigkill_loses_no_acknowledged_message() {
 
     // Restart cleanly and read every conversation back.
     let (mut child, addr) = spawn(dir.path());
-    let token = {
-        let (status, body) = common::http(
-            addr,
-            "POST",
-            "/api/login",
-            None,
-            Some(serde_json::json!({"email": common::ADMIN, "password": common::ADMIN_PASSWORD})),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        body["token"].as_str().unwrap().to_string()
-    };
+    let token = common::login(addr, common::ADMIN, common::ADMIN_PASSWORD).await;
     let mut found_total = 0;
     let mut acked_total = 0;
     for a in &acked {

@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{http, Client, ADMIN, ADMIN_PASSWORD};
-use serde_json::json;
+use common::{Client, ADMIN, ADMIN_PASSWORD};
 use std::time::{Duration, Instant};
 use switchboard_protocol::client::{ResumePoint, VisitorHello};
 use switchboard_protocol::{close, ClientMessage, Encoding, ServerMessage};
@@ -25,15 +24,7 @@ async fn sigterm_says_going_away_drains_and_keeps_every_acked_message() {
     ];
     let (mut child, addr) = common::spawn_binary(dir.path(), &env);
     let url = format!("ws://{addr}/ws");
-    let (_, login) = http(
-        addr,
-        "POST",
-        "/api/login",
-        None,
-        Some(json!({"email": ADMIN, "password": ADMIN_PASSWORD})),
-    )
-    .await;
-    let token = login["token"].as_str().unwrap().to_string();
+    let token = common::login(addr, ADMIN, ADMIN_PASSWORD).await;
     let (mut agent, _) = Client::agent(&url, Encoding::Json, &token, vec![]).await;
     let (mut visitor, welcome) = Client::visitor(&url, Encoding::Json, None, vec![]).await;
     let (conv, _) = visitor.say("v1", None, "hello").await;

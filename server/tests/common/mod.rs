@@ -88,17 +88,13 @@ impl TestServer {
         http(self.addr, method, path, token, body).await
     }
 
+    /// `POST /api/login`, whatever it answers.
+    pub async fn try_login(&self, email: &str, password: &str) -> (u16, Value) {
+        try_login(self.addr, email, password).await
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> String {
-        let (status, body) = self
-            .http(
-                "POST",
-                "/api/login",
-                None,
-                Some(json!({"email": email, "password": password})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["token"].as_str().unwrap().to_string()
+        login(self.addr, email, password).await
     }
 
     pub async fn admin_token(&self) -> String {
@@ -169,6 +165,25 @@ impl TestServer {
             conv,
         }
     }
+}
+
+/// `POST /api/login` on the server at `addr`, whatever it answers.
+pub async fn try_login(addr: SocketAddr, email: &str, password: &str) -> (u16, Value) {
+    http(
+        addr,
+        "POST",
+        "/api/login",
+        None,
+        Some(json!({"email": email, "password": password})),
+    )
+    .await
+}
+
+/// A bearer token from `POST /api/login` (which must succeed).
+pub async fn login(addr: SocketAddr, email: &str, password: &str) -> String {
+    let (status, body) = try_login(addr, email, password).await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_string()
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns status and JSON body (Null if none).
