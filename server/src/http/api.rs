@@ -347,7 +347,7 @@ pub(super) async fn list_conversations(
     let Query(q) = query?;
     let limit = page_size(q.limit);
     let mut found = Vec::new();
-    for c in app.hub.store().conversations() {
+    for c in app.hub.conversation_records() {
         let c = c?;
         let keep = q.status.is_none_or(|s| s == c.status)
             && q.agent_id.is_none_or(|a| c.agent_id == Some(AgentId(a)))
@@ -509,7 +509,7 @@ pub(super) async fn stats(State(app): State<AppState>, _: Agent) -> ApiResult<im
     let (mut rating_sum, mut ratings) = (0u64, 0u64);
     let (mut sent_sum, mut sent_n) = (0f64, 0u64);
     let mut by_day: std::collections::BTreeMap<u64, (f64, u64)> = Default::default();
-    for c in app.hub.store().conversations() {
+    for c in app.hub.conversation_records() {
         let c = c?;
         open += u64::from(c.is_open());
         if let Some(first) = c.first_response_at {

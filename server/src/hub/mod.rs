@@ -23,11 +23,12 @@ pub mod broker;
 pub(crate) mod commit;
 mod ops;
 mod recovery;
+mod resend;
 pub(crate) mod routing;
 pub mod teams;
 
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, StoredConversation};
+use crate::store::{Store, StoreError, StoredConversation, NOTED_ALL};
 use broker::{Broker, Participant, SessionHandle};
 use commit::{Commit, Job, Permit, To};
 use dashmap::mapref::one::RefMut;
@@ -205,10 +206,94 @@ pub struct HubConfig {
 
 /// A conversation in memory: its record, newest sequence, and how far it is durable.
 pub(crate) struct ConvState {
+    /// Current: every message up to `last_seq` is folded in (`noted_seq`),
+    /// though the stored copy may be behind (see [`StoredConversation`]).
     pub(crate) record: StoredConversation,
     pub(crate) last_seq: u64,
     /// Highest sequence the committer has made durable; resume and history read up to here.
     pub(crate) durable_seq: Arc<AtomicU64>,
+    /// Client ids of the newest messages; read from the store when first needed.
+    recent: Option<resend::RecentClientIds>,
+}
+
+impl ConvState {
+    /// A conversation that has no message yet.
+    fn fresh(record: StoredConversation) -> ConvState {
+        ConvState {
+            record,
+            last_seq: 0,
+            durable_seq: Default::default(),
+            recent: Some(resend::RecentClientIds::empty()),
+        }
+    }
+
+    /// A stored conversation, its record caught up with its messages.
+    fn stored(store: &Store, mut record: StoredConversation) -> crate::store::Result<ConvState> {
+        let last_seq = store.last_seq(record.id)?;
+        catch_up(store, &mut record, last_seq)?;
+        Ok(ConvState {
+            record,
+            last_seq,
+            durable_seq: Arc::new(AtomicU64::new(last_seq)),
+            recent: None,
+        })
+    }
+
+    /// The stored message that `client_id` was posted as, if it is among the
+    /// newest (see `resend`).
+    pub(crate) fn resent(
+        &mut self,
+        store: &Store,
+        client_id: &str,
+    ) -> crate::store::Result<Option<switchboard_protocol::model::Message>> {
+        let (id, last) = (self.record.id, self.last_seq);
+        let recent = match &mut self.recent {
+            Some(r) => r,
+            None => self
+                .recent
+                .insert(resend::RecentClientIds::load(store, id, last)?),
+        };
+        recent.find(store, id, last, client_id)
+    }
+
+    /// Takes message `m` (just stored, `last_seq` + 1) into the state.
+    pub(crate) fn note(&mut self, m: &switchboard_protocol::model::Message) {
+        self.last_seq = m.seq;
+        self.record.note(m);
+        if let Some(r) = &mut self.recent {
+            r.note(m.seq, m.client_id.as_deref());
+        }
+    }
+
+    /// Forgets what was read from the store (after the store was reopened).
+    pub(crate) fn forget_recent(&mut self) {
+        self.recent = None;
+    }
+}
+
+/// Folds into `record` the bookkeeping of its conversation's messages after
+/// `noted_seq`, up to `last_seq` (the store's newest).
+pub(crate) fn catch_up(
+    store: &Store,
+    record: &mut StoredConversation,
+    last_seq: u64,
+) -> crate::store::Result<()> {
+    const CHUNK: usize = 1024;
+    if record.noted_seq == NOTED_ALL {
+        record.noted_seq = last_seq;
+    }
+    while record.noted_seq < last_seq {
+        let from = record.noted_seq + 1;
+        let chunk = store.messages_between(record.id, from, last_seq, CHUNK)?;
+        if chunk.is_empty() {
+            break;
+        }
+        for m in &chunk {
+            record.note(m);
+        }
+    }
+    record.noted_seq = last_seq;
+    Ok(())
 }
 
 /// Cloneable handle to the hub.
@@ -298,12 +383,7 @@ impl Hub {
                 )),
                 _ => {}
             }
-            let last_seq = self.store().last_seq(c.id)?;
-            let state = ConvState {
-                record: c,
-                last_seq,
-                durable_seq: Arc::new(AtomicU64::new(last_seq)),
-            };
+            let state = ConvState::stored(self.store(), c)?;
             self.shared.conversations.insert(state.record.id, state);
         }
         queued.sort();
@@ -412,12 +492,7 @@ impl Hub {
             return Ok(c);
         }
         let record = self.store().conversation(id)?.ok_or(HubError::NotFound)?;
-        let last_seq = self.store().last_seq(id)?;
-        let state = ConvState {
-            record,
-            last_seq,
-            durable_seq: Arc::new(AtomicU64::new(last_seq)),
-        };
+        let state = ConvState::stored(self.store(), record)?;
         Ok(self.shared.conversations.entry(id).or_insert(state))
     }
 
@@ -494,12 +569,37 @@ impl Hub {
         if self.shared.conversations.contains_key(&r.id) {
             return self.view_of(r.id);
         }
-        let st = ConvState {
-            record: r.clone(),
-            last_seq: self.store().last_seq(r.id)?,
-            durable_seq: Default::default(),
-        };
+        let st = ConvState::stored(self.store(), r.clone())?;
         Ok(self.view(&st, None))
+    }
+
+    /// Every conversation record, current: the stored copy, or the one in
+    /// memory when the conversation is there (its stored copy may lag its
+    /// newest messages).
+    pub fn conversation_records(&self) -> impl Iterator<Item = Result<StoredConversation>> + '_ {
+        self.store().conversations().map(move |r| {
+            let r = r?;
+            Ok(match self.shared.conversations.get(&r.id) {
+                Some(st) => st.record.clone(),
+                None => r,
+            })
+        })
+    }
+
+    /// Writes every record in memory whose stored copy is behind its messages
+    /// (at shutdown, so the next start has nothing to catch up).
+    async fn write_records(&self) -> Result<usize> {
+        self.persist_with(|store| {
+            let mut written = 0;
+            for st in self.shared.conversations.iter() {
+                if st.last_seq > 0 && st.last_seq % crate::store::NOTE_CHECKPOINT != 0 {
+                    store.put_conversation(&st.record)?;
+                    written += 1;
+                }
+            }
+            Ok(written)
+        })
+        .await
     }
 
     /// Stops the committer after everything queued so far, and waits for its last flush.
@@ -512,6 +612,10 @@ impl Hub {
             .take();
         if let Some(r) = recovery {
             let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+        }
+        match self.write_records().await {
+            Ok(n) => tracing::debug!(records = n, "conversation records written"),
+            Err(e) => tracing::warn!(error = %e, "conversation records not written at shutdown"),
         }
         let _ = self.shared.commits.send(Job::Stop).await;
         let thread = self

@@ -5,7 +5,7 @@ use super::broker::{Participant, SessionHandle};
 use super::commit::{Commit, To};
 use super::routing::{Lean, Routing};
 use super::{audience, now_ms, Actor, ConvState, Hub, HubError, Result, Unavailable};
-use crate::store::{Customer, StoredConversation};
+use crate::store::{Customer, StoredConversation, NOTE_CHECKPOINT};
 use switchboard_protocol::client::{History, Identify, Rate, SendMessage, VisitorHello};
 use switchboard_protocol::limits::{
     DEFAULT_HISTORY_PAGE, MAX_ATTRIBUTES, MAX_CLIENT_ID_BYTES, MAX_COMMENT_CHARS, MAX_FIELD_BYTES,
@@ -216,11 +216,7 @@ impl Hub {
         commit: &mut Commit,
     ) -> Result<ConversationId> {
         let id = ConversationId(self.store().next_id()?);
-        let mut st = ConvState {
-            record: StoredConversation::new(id, customer, now_ms()),
-            last_seq: 0,
-            durable_seq: Default::default(),
-        };
+        let mut st = ConvState::fresh(StoredConversation::new(id, customer, now_ms()));
         let mut routing = self.routing();
         if self.bot_enabled() {
             st.record.status = ConversationStatus::Bot;
@@ -279,14 +275,10 @@ impl Hub {
         let id = match (actor.who, m.conversation_id) {
             (Participant::Visitor(c), named) => match self.visitor_target(c, named)? {
                 Some(id) => {
-                    let closed = !self.conversation(id)?.record.is_open();
+                    let mut st = self.conversation(id)?;
                     // A retry of something already stored must not reopen anything.
-                    if closed
-                        && self
-                            .store()
-                            .message_by_client_id(id, &m.client_id)?
-                            .is_none()
-                    {
+                    if !st.record.is_open() && st.resent(self.store(), &m.client_id)?.is_none() {
+                        drop(st);
                         self.reopen(id, actor, &mut commit)?;
                     }
                     id
@@ -303,7 +295,7 @@ impl Hub {
         if actor.agent_id().is_some() && !st.record.is_open() {
             return Err(HubError::InvalidState("the conversation is closed"));
         }
-        if let Some(existing) = self.store().message_by_client_id(id, &m.client_id)? {
+        if let Some(existing) = st.resent(self.store(), &m.client_id)? {
             commit.ack = origin.map(|o| (o.clone(), ack(&existing)));
             Hub::send(permit, commit);
             return Ok((existing, false));
@@ -339,34 +331,18 @@ impl Hub {
             analysis: draft.analysis,
         };
         self.store().put_message(&msg)?;
-        st.last_seq = msg.seq;
-        self.note_message(&mut st.record, &msg);
-        self.store().put_conversation(&st.record)?;
+        st.note(&msg);
+        // The record is written with its other changes, not for every message
+        // (see `StoredConversation`); a checkpoint bounds what a start replays.
+        if msg.seq % NOTE_CHECKPOINT == 0 {
+            self.store().put_conversation(&st.record)?;
+        }
         commit.durable = Some((st.durable_seq.clone(), msg.seq));
         commit.ack = origin.map(|o| (o.clone(), ack(&msg)));
         commit.deliver_all(audience(&st.record), ServerMessage::Message(msg.clone()));
         Hub::send(permit, commit);
         self.metrics().messages_in.inc();
         Ok(msg)
-    }
-
-    /// Bookkeeping a new message brings to its conversation.
-    fn note_message(&self, r: &mut StoredConversation, msg: &Message) {
-        r.updated_at = msg.sent_at;
-        match msg.author.kind {
-            AuthorKind::Agent => {
-                r.first_response_at.get_or_insert(msg.sent_at);
-                r.bot_answers_in_a_row = 0;
-            }
-            AuthorKind::Bot => r.bot_answers_in_a_row += 1,
-            AuthorKind::Visitor => {
-                if let Some(a) = &msg.analysis {
-                    r.sentiment_sum += a.sentiment;
-                    r.sentiment_count += 1;
-                }
-            }
-            AuthorKind::System => {}
-        }
     }
 
     /// Forwards a typing indicator to the other side (not stored).

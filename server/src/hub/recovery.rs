@@ -11,16 +11,18 @@
 //! reached the disk). Each conversation's `last_seq` is set back to the last
 //! message on disk, so the next message takes the next sequence number (no
 //! gap, no reuse of a stored one), and its record (status, agent, read marks)
-//! is written again from memory, which the routing table agrees with. A
+//! is written again from memory, which the routing table agrees with; its
+//! message bookkeeping (sentiment, first response…) is taken from the stored
+//! record and caught up with the messages on disk. A
 //! refused message that did reach the disk keeps its sequence number: it
 //! becomes durable, is delivered now, and a retry with its client id is
 //! acknowledged with the ids it has (see ARCHITECTURE.md, "When the store
 //! cannot write").
 
 use super::commit::To;
-use super::{audience, Hub, Shared};
+use super::{audience, catch_up, Hub, Shared};
 use crate::hub::broker::Published;
-use crate::store::Result;
+use crate::store::{Result, StoredConversation};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Weak};
@@ -104,7 +106,13 @@ impl Hub {
             };
             let on_disk = self.store().last_seq(id)?;
             st.last_seq = on_disk;
+            st.forget_recent();
+            // The message bookkeeping again from what the disk kept.
+            let disk = self.store().conversation(id)?;
             let r = &mut st.record;
+            let empty = StoredConversation::new(r.id, r.customer_id, r.created_at);
+            r.take_notes_from(disk.as_ref().unwrap_or(&empty));
+            catch_up(self.store(), r, on_disk)?;
             r.visitor_read_seq = r.visitor_read_seq.min(on_disk);
             r.agent_read_seq = r.agent_read_seq.min(on_disk);
             self.store().put_conversation(&st.record)?;

@@ -19,7 +19,9 @@
 
 mod records;
 
-pub use records::{AgentRecord, Customer, StoredConversation, TokenRecord};
+pub use records::{
+    AgentRecord, Customer, StoredConversation, TokenRecord, NOTED_ALL, NOTE_CHECKPOINT,
+};
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,6 +34,9 @@ use switchboard_protocol::{AgentId, ConversationId, CustomerId};
 
 /// Format byte written before every stored value. Bump it (and migrate) when a record changes shape.
 const VALUE_FORMAT: u8 = 1;
+/// Format byte of conversation records, which gained `noted_seq` (format 1
+/// records still read, as [`records::StoredConversationV1`]).
+const CONVERSATION_FORMAT: u8 = 2;
 /// Bytes [`Store::probe`] writes: about half a sled log segment.
 const PROBE_BYTES: usize = 256 * 1024;
 /// sled's page cache unless configured (`store_cache_mib`).
@@ -107,7 +112,10 @@ struct Trees {
     conversationid_conversation: sled::Tree,
     /// ConversationId ++ seq (u64 BE) → Message
     conversationid_seq_message: sled::Tree,
-    /// ConversationId ++ client id bytes → seq (u64 BE): makes a resent client id a no-op.
+    /// ConversationId ++ client id bytes → seq (u64 BE). Written by earlier
+    /// versions only (the hub now recognises a resend from the newest
+    /// messages, see `hub::resend`); kept so that deleting a conversation
+    /// erases its old entries.
     conversationid_clientid_seq: sled::Tree,
     /// CustomerId → Customer
     customerid_customer: sled::Tree,
@@ -166,13 +174,6 @@ fn key2(a: u64, b: u64) -> [u8; 16] {
     k
 }
 
-fn key_bytes(a: u64, b: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + b.len());
-    k.extend_from_slice(&a.to_be_bytes());
-    k.extend_from_slice(b);
-    k
-}
-
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
     if let Some(s) = bytes.get(at..at + 8) {
@@ -195,6 +196,16 @@ fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> R
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     to_bincode(VALUE_FORMAT, value)
+}
+
+/// A conversation record in either format.
+fn decode_conversation(bytes: &[u8]) -> Result<StoredConversation> {
+    let tree = "conversations";
+    match bytes.first() {
+        Some(&VALUE_FORMAT) => decode::<records::StoredConversationV1>(tree, bytes).map(Into::into),
+        _ => from_bincode(CONVERSATION_FORMAT, bytes)
+            .map_err(|source| StoreError::Corrupt { tree, source }),
+    }
 }
 
 /// A conversation record with its team (from `conversationid_team`) filled in.
@@ -402,7 +413,7 @@ impl Store {
         let t = self.trees()?;
         self.wrote(
             t.conversationid_conversation
-                .insert(c.id.to_be_bytes(), encode(c)),
+                .insert(c.id.to_be_bytes(), to_bincode(CONVERSATION_FORMAT, c)),
         )?;
         Ok(())
     }
@@ -411,7 +422,7 @@ impl Store {
         let t = self.trees()?;
         t.conversationid_conversation
             .get(id.to_be_bytes())?
-            .map(|v| with_team(&t, decode("conversations", &v)?))
+            .map(|v| with_team(&t, decode_conversation(&v)?))
             .transpose()
     }
 
@@ -435,7 +446,7 @@ impl Store {
             .into_iter()
             .map(Err)
             .chain(iter.into_iter().flatten().map(move |r| {
-                let c = decode("conversations", &r?.1)?;
+                let c = decode_conversation(&r?.1)?;
                 match &trees {
                     Some(t) => with_team(t, c),
                     None => Ok(c),
@@ -470,37 +481,14 @@ impl Store {
 
     // ---- messages ----
 
-    /// Stores a message and remembers its client id.
+    /// Stores a message: one write, the message under its sequence number.
     pub fn put_message(&self, m: &Message) -> Result<()> {
         let t = self.trees()?;
-        let conv = m.conversation_id.0;
         self.wrote(
             t.conversationid_seq_message
-                .insert(key2(conv, m.seq), encode(m)),
+                .insert(key2(m.conversation_id.0, m.seq), encode(m)),
         )?;
-        if let Some(cid) = &m.client_id {
-            self.wrote(
-                t.conversationid_clientid_seq
-                    .insert(key_bytes(conv, cid.as_bytes()), &m.seq.to_be_bytes()),
-            )?;
-        }
         Ok(())
-    }
-
-    /// The message a client id was stored as, if any.
-    pub fn message_by_client_id(
-        &self,
-        conv: ConversationId,
-        client_id: &str,
-    ) -> Result<Option<Message>> {
-        let Some(seq) = self
-            .trees()?
-            .conversationid_clientid_seq
-            .get(key_bytes(conv.0, client_id.as_bytes()))?
-        else {
-            return Ok(None);
-        };
-        self.message(conv, u64_at(&seq, 0))
     }
 
     pub fn message(&self, conv: ConversationId, seq: u64) -> Result<Option<Message>> {
@@ -756,8 +744,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_protocol::model::{Author, AuthorKind};
+    use switchboard_protocol::model::{Author, AuthorKind, ConversationStatus};
     use switchboard_protocol::MessageId;
+
+    fn key_bytes(a: u64, b: &[u8]) -> Vec<u8> {
+        let mut k = a.to_be_bytes().to_vec();
+        k.extend_from_slice(b);
+        k
+    }
 
     fn msg(conv: u64, seq: u64, client_id: Option<&str>) -> Message {
         Message {
@@ -804,29 +798,96 @@ mod tests {
     }
 
     #[test]
-    fn client_ids_find_their_message_and_die_with_the_conversation() {
+    fn a_message_is_one_write_and_dies_with_its_conversation() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.put_message(&msg(5, 1, Some("abc"))).unwrap();
-        assert_eq!(
-            s.message_by_client_id(ConversationId(5), "abc")
-                .unwrap()
-                .unwrap()
-                .seq,
-            1
-        );
-        assert!(s
-            .message_by_client_id(ConversationId(6), "abc")
+        // An index entry as earlier versions wrote it.
+        let old_index = key_bytes(5, b"abc");
+        s.trees()
             .unwrap()
-            .is_none());
+            .conversationid_clientid_seq
+            .insert(&old_index, &1u64.to_be_bytes())
+            .unwrap();
+        s.put_message(&msg(5, 1, Some("abc"))).unwrap();
+        let t = s.trees().unwrap();
+        assert_eq!(t.conversationid_clientid_seq.len(), 1, "no index write");
         let conv = StoredConversation::new(ConversationId(5), CustomerId(1), 0);
         s.put_conversation(&conv).unwrap();
         s.delete_conversation(&conv).unwrap();
-        assert!(s
-            .message_by_client_id(ConversationId(5), "abc")
-            .unwrap()
-            .is_none());
+        assert!(t.conversationid_clientid_seq.is_empty());
         assert_eq!(s.last_seq(ConversationId(5)).unwrap(), 0);
+        assert!(s.conversation(ConversationId(5)).unwrap().is_none());
+    }
+
+    #[test]
+    fn format_1_conversation_records_still_read() {
+        // The format 1 layout: the fields of StoredConversationV1, in order.
+        #[derive(serde::Serialize)]
+        struct V1 {
+            id: ConversationId,
+            customer_id: CustomerId,
+            status: ConversationStatus,
+            agent_id: Option<AgentId>,
+            created_at: u64,
+            updated_at: u64,
+            queued_at: Option<u64>,
+            closed_at: Option<u64>,
+            first_response_at: Option<u64>,
+            priority: i32,
+            visitor_read_seq: u64,
+            agent_read_seq: u64,
+            rating: Option<switchboard_protocol::model::Rating>,
+            sentiment_sum: f32,
+            sentiment_count: u32,
+            bot_answers_in_a_row: u32,
+        }
+        let old = V1 {
+            id: ConversationId(9),
+            customer_id: CustomerId(3),
+            status: ConversationStatus::Assigned,
+            agent_id: Some(AgentId(2)),
+            created_at: 10,
+            updated_at: 20,
+            queued_at: None,
+            closed_at: None,
+            first_response_at: Some(15),
+            priority: 1,
+            visitor_read_seq: 4,
+            agent_read_seq: 5,
+            rating: None,
+            sentiment_sum: -0.5,
+            sentiment_count: 2,
+            bot_answers_in_a_row: 1,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.trees()
+            .unwrap()
+            .conversationid_conversation
+            .insert(9u64.to_be_bytes(), to_bincode(VALUE_FORMAT, &old))
+            .unwrap();
+        let c = s.conversation(ConversationId(9)).unwrap().unwrap();
+        assert_eq!(
+            (
+                c.agent_id,
+                c.updated_at,
+                c.first_response_at,
+                c.agent_read_seq
+            ),
+            (Some(AgentId(2)), 20, Some(15), 5)
+        );
+        assert_eq!((c.sentiment_count, c.noted_seq), (2, NOTED_ALL));
+        // Written back, it takes the new format and reads the same.
+        s.put_conversation(&c).unwrap();
+        let raw = s
+            .trees()
+            .unwrap()
+            .conversationid_conversation
+            .get(9u64.to_be_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(raw[0], CONVERSATION_FORMAT);
+        assert_eq!(s.conversation(ConversationId(9)).unwrap().unwrap(), c);
     }
 
     #[test]

@@ -2,11 +2,22 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use switchboard_protocol::model::{AgentStatus, AgentView, ConversationStatus, Rating, Role};
+use switchboard_protocol::model::{
+    AgentStatus, AgentView, AuthorKind, ConversationStatus, Message, Rating, Role,
+};
 use switchboard_protocol::{AgentId, ConversationId, CustomerId};
 
 /// A conversation as stored. The newest sequence number is not kept here: it
 /// is the last key of the conversation's messages.
+///
+/// The bookkeeping that messages bring ([`StoredConversation::note`]:
+/// `updated_at`, `first_response_at`, the sentiment sums, bot answers in a
+/// row) is folded in up to message `noted_seq`. A new message is not a
+/// reason to rewrite the record (that would be a second store write per
+/// message): the hub keeps the record current in memory, writes it with its
+/// other changes and every [`NOTE_CHECKPOINT`] messages, and folds in the
+/// messages after `noted_seq` when it loads the record
+/// (`Hub::caught_up`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredConversation {
     pub id: ConversationId,
@@ -29,6 +40,9 @@ pub struct StoredConversation {
     pub sentiment_count: u32,
     /// Bot answers since the visitor last reached a human.
     pub bot_answers_in_a_row: u32,
+    /// The newest message folded into the fields above ([`NOTED_ALL`]: all
+    /// of them, as in records written before this field existed).
+    pub noted_seq: u64,
     /// The team it is routed to. Not part of this record's bytes (bincode
     /// cannot add a field to a stored record): the store keeps it in the
     /// `conversationid_team` tree ([`super::Store::put_conversation_team`])
@@ -56,8 +70,40 @@ impl StoredConversation {
             sentiment_sum: 0.0,
             sentiment_count: 0,
             bot_answers_in_a_row: 0,
+            noted_seq: 0,
             team: None,
         }
+    }
+
+    /// Folds a new message's bookkeeping into the record.
+    pub fn note(&mut self, msg: &Message) {
+        self.updated_at = self.updated_at.max(msg.sent_at);
+        match msg.author.kind {
+            AuthorKind::Agent => {
+                self.first_response_at.get_or_insert(msg.sent_at);
+                self.bot_answers_in_a_row = 0;
+            }
+            AuthorKind::Bot => self.bot_answers_in_a_row += 1,
+            AuthorKind::Visitor => {
+                if let Some(a) = &msg.analysis {
+                    self.sentiment_sum += a.sentiment;
+                    self.sentiment_count += 1;
+                }
+            }
+            AuthorKind::System => {}
+        }
+        self.noted_seq = self.noted_seq.max(msg.seq);
+    }
+
+    /// Takes the message bookkeeping of `disk` (the record as stored), so
+    /// that messages the store lost can be folded in again from what it kept.
+    pub fn take_notes_from(&mut self, disk: &StoredConversation) {
+        self.updated_at = disk.updated_at;
+        self.first_response_at = disk.first_response_at;
+        self.sentiment_sum = disk.sentiment_sum;
+        self.sentiment_count = disk.sentiment_count;
+        self.bot_answers_in_a_row = disk.bot_answers_in_a_row;
+        self.noted_seq = disk.noted_seq;
     }
 
     pub fn is_open(&self) -> bool {
@@ -67,6 +113,59 @@ impl StoredConversation {
     /// Mean visitor sentiment, once there is any.
     pub fn sentiment(&self) -> Option<f32> {
         (self.sentiment_count > 0).then(|| self.sentiment_sum / self.sentiment_count as f32)
+    }
+}
+
+/// `noted_seq` of a record that has folded in every message of its conversation.
+pub const NOTED_ALL: u64 = u64::MAX;
+
+/// The hub writes a conversation's record at least once every this many messages.
+pub const NOTE_CHECKPOINT: u64 = 256;
+
+/// A conversation record as format 1 wrote it: no `noted_seq`, because every
+/// message rewrote the record.
+#[derive(Deserialize)]
+pub(super) struct StoredConversationV1 {
+    id: ConversationId,
+    customer_id: CustomerId,
+    status: ConversationStatus,
+    agent_id: Option<AgentId>,
+    created_at: u64,
+    updated_at: u64,
+    queued_at: Option<u64>,
+    closed_at: Option<u64>,
+    first_response_at: Option<u64>,
+    priority: i32,
+    visitor_read_seq: u64,
+    agent_read_seq: u64,
+    rating: Option<Rating>,
+    sentiment_sum: f32,
+    sentiment_count: u32,
+    bot_answers_in_a_row: u32,
+}
+
+impl From<StoredConversationV1> for StoredConversation {
+    fn from(v: StoredConversationV1) -> StoredConversation {
+        StoredConversation {
+            id: v.id,
+            customer_id: v.customer_id,
+            status: v.status,
+            agent_id: v.agent_id,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            queued_at: v.queued_at,
+            closed_at: v.closed_at,
+            first_response_at: v.first_response_at,
+            priority: v.priority,
+            visitor_read_seq: v.visitor_read_seq,
+            agent_read_seq: v.agent_read_seq,
+            rating: v.rating,
+            sentiment_sum: v.sentiment_sum,
+            sentiment_count: v.sentiment_count,
+            bot_answers_in_a_row: v.bot_answers_in_a_row,
+            noted_seq: NOTED_ALL,
+            team: None,
+        }
     }
 }
 
