@@ -26,6 +26,8 @@ pub struct Metrics {
     pub connections: Family<RoleLabel, Gauge>,
     pub conversations: Family<StatusLabel, Gauge>,
     pub queue_length: Gauge,
+    /// Conversations the hub holds in memory (open, and closed ones not yet dropped).
+    pub conversations_in_memory: Gauge,
     pub messages_in: Counter,
     pub messages_out: Counter,
     pub slow_consumers: Counter,
@@ -42,6 +44,7 @@ impl Default for Metrics {
             connections: Family::default(),
             conversations: Family::default(),
             queue_length: Gauge::default(),
+            conversations_in_memory: Gauge::default(),
             messages_in: Counter::default(),
             messages_out: Counter::default(),
             slow_consumers: Counter::default(),
@@ -64,6 +67,11 @@ impl Default for Metrics {
             "queue_length",
             "Conversations waiting for an agent",
             m.queue_length.clone(),
+        );
+        registry.register(
+            "conversations_in_memory",
+            "Conversations held in memory: the open ones, and closed ones until the next heartbeat",
+            m.conversations_in_memory.clone(),
         );
         registry.register("messages_in", "Chat messages stored", m.messages_in.clone());
         registry.register(

@@ -184,7 +184,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 /// One timer for every session: ticks every `period` until `stop`. Each
 /// session pings its client on a tick and closes it if it has been silent
 /// for the idle timeout, so idle connections carry no timer of their own.
-/// Each tick also closes the agent sessions whose token has expired.
+/// Each tick also closes the agent sessions whose token has expired and
+/// drops closed conversations from memory ([`Hub::forget_closed`]).
 fn heartbeat(
     period: Duration,
     hub: Hub,
@@ -199,6 +200,7 @@ fn heartbeat(
                 _ = tick.tick() => {
                     tx.send_replace(());
                     hub.close_expired_sessions();
+                    hub.forget_closed();
                 }
             }
         }

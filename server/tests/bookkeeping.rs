@@ -115,3 +115,58 @@ async fn a_graceful_stop_writes_the_records_that_are_behind() {
         "the record was not written at shutdown"
     );
 }
+
+/// The server's `switchboard_conversations_in_memory` gauge.
+async fn in_memory(s: &common::TestServer) -> u64 {
+    let text = common::http_text(s.addr, "/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("switchboard_conversations_in_memory "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the gauge is exported")
+}
+
+#[tokio::test]
+async fn closed_conversations_leave_memory_and_come_back_when_needed() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = common::config(temp.path());
+    config.ping_interval_secs = 1;
+    let s = common::TestServer::start_with(config).await;
+    let mut p = s.pair("hi").await;
+    p.visitor.say("2", Some(p.conv), "thanks, bye").await;
+    assert_eq!(in_memory(&s).await, 1);
+    p.agent.close(p.conv).await;
+    p.visitor.event(ConversationEventKind::Closed).await;
+    // Dropped on a heartbeat tick (every second here).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while in_memory(&s).await != 0 {
+        assert!(std::time::Instant::now() < deadline, "still in memory");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Still there for REST, and a visitor's next message reopens it with the same agent.
+    let admin = s.admin_token().await;
+    let (status, body) = s
+        .http(
+            "GET",
+            &format!("/api/conversations/{}", p.conv),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["conversation"]["status"], "closed");
+    assert_eq!(body["messages"].as_array().unwrap().len(), 2, "{body}");
+    let (again, seq) = p.visitor.say("3", None, "one more thing").await;
+    assert_eq!((again, seq), (p.conv, 3));
+    let reopened = p.agent.event(ConversationEventKind::Assigned).await;
+    assert_eq!(
+        reopened.conversation.agent_id.map(|a| a.0),
+        Some(p.agent_id)
+    );
+    // A resend of the message before the close is still recognised.
+    assert_eq!(
+        p.visitor.say("2", Some(p.conv), "thanks, bye").await,
+        (p.conv, 2)
+    );
+    assert_eq!(in_memory(&s).await, 1);
+    s.stop().await;
+}

@@ -87,6 +87,8 @@ pub(super) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         .set(i64::try_from(closed).unwrap_or(i64::MAX));
     m.queue_length
         .set(i64::try_from(app.hub.routing().queue_len()).unwrap_or(i64::MAX));
+    m.conversations_in_memory
+        .set(i64::try_from(app.hub.conversations_in_memory()).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,

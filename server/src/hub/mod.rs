@@ -496,6 +496,24 @@ impl Hub {
         Ok(self.shared.conversations.entry(id).or_insert(state))
     }
 
+    /// Drops from memory the closed conversations whose messages are all
+    /// durable: they are read from the store again if anyone needs them (a
+    /// reopen, a history page). Without this a long-running server would keep
+    /// every conversation it ever touched. Runs on every heartbeat tick;
+    /// returns how many it dropped.
+    pub fn forget_closed(&self) -> usize {
+        let before = self.shared.conversations.len();
+        self.shared.conversations.retain(|_, st| {
+            st.record.is_open() || st.durable_seq.load(Ordering::Acquire) < st.last_seq
+        });
+        before.saturating_sub(self.shared.conversations.len())
+    }
+
+    /// Conversations held in memory (open ones, and closed ones not yet forgotten).
+    pub fn conversations_in_memory(&self) -> usize {
+        self.shared.conversations.len()
+    }
+
     pub(crate) fn forget_conversation(&self, id: ConversationId) {
         self.shared.conversations.remove(&id);
     }
