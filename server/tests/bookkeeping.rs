@@ -16,7 +16,7 @@ use switchboard_protocol::{ConversationId, Encoding};
 /// More than one checkpoint's worth (256), so the restart replays a tail.
 const MESSAGES: u64 = 300;
 
-fn spawn(dir: &std::path::Path) -> (std::process::Child, SocketAddr) {
+fn spawn(dir: &std::path::Path) -> (common::Spawned, SocketAddr) {
     // NLP on (every visitor message gets a sentiment), the bot off (the
     // conversation goes straight to the agent).
     common::spawn_binary(

@@ -7,7 +7,6 @@ mod common;
 use common::Client;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_protocol::client::SendMessage;
@@ -16,7 +15,7 @@ use switchboard_protocol::{ClientMessage, ConversationId, Encoding, ServerMessag
 const KILLS: usize = 5;
 const VISITORS: usize = 16;
 
-fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
+fn spawn(dir: &std::path::Path) -> (common::Spawned, SocketAddr) {
     common::spawn_binary(dir, &[("SWITCHBOARD_NLP", "false")])
 }
 

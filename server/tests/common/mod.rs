@@ -551,7 +551,7 @@ impl Client {
 /// Starts the real `switchboard` binary on 127.0.0.1:0 over `dir`, with the
 /// abuse limits lifted (tests send fast from one address) and `env` on top;
 /// returns the child and the address it printed.
-pub fn spawn_binary(dir: &Path, env: &[(&str, &str)]) -> (std::process::Child, SocketAddr) {
+pub fn spawn_binary(dir: &Path, env: &[(&str, &str)]) -> (Spawned, SocketAddr) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let unlimited = [
@@ -582,5 +582,30 @@ pub fn spawn_binary(dir: &Path, env: &[(&str, &str)]) -> (std::process::Child, S
         .parse()
         .expect("listening address");
     std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    (Spawned(child), addr)
+}
+
+/// A server process from [`spawn_binary`]; killed when dropped, so a test
+/// that fails half-way leaves no server running. Derefs to the `Child`.
+pub struct Spawned(std::process::Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // Already gone (killed and waited for by the test): both are no-ops.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
