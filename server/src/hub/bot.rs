@@ -44,10 +44,8 @@ impl Hub {
         if let Some(a) = analysis.as_mut() {
             a.bot_answered = matches!(decision, Decision::Answer { .. });
         }
-        let (msg, fresh) = self
-            .send_message(actor, Some(origin), m, analysis.clone())
-            .await?;
-        let (Some(a), true) = (analysis, fresh) else {
+        let (msg, fresh) = self.send_message(actor, Some(origin), m, analysis).await?;
+        let (Some(a), true) = (msg.analysis, fresh) else {
             return Ok(());
         };
         let conv = msg.conversation_id;
@@ -174,7 +172,8 @@ impl Hub {
 
     /// Moves a waiting conversation up the queue when the visitor's mood sours.
     async fn raise_priority(&self, conv: ConversationId, wanted: i32) -> Result<()> {
-        if wanted <= 0 {
+        // Most messages change nothing: look before taking a commit slot.
+        if wanted <= 0 || self.conversation(conv)?.record.priority >= wanted {
             return Ok(());
         }
         let permit = self.reserve().await?;
