@@ -443,14 +443,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn feed_outbound(&mut self, msg: Outbound) -> Result<(), Exit> {
-        if let ServerMessage::Message(m) = &*msg {
+        if let ServerMessage::Message(m) = msg.message() {
             let seen = self.delivered.entry(m.conversation_id).or_insert(0);
             if m.seq <= *seen {
                 return Ok(());
             }
             *seen = m.seq;
         }
-        self.feed(&msg).await
+        // Encoded once per encoding for all the sessions it goes to.
+        let frame = msg.frame(self.encoding);
+        self.ws.feed(frame).await.map_err(|_| Exit::Gone)
     }
 
     async fn feed(&mut self, msg: &ServerMessage) -> Result<(), Exit> {

@@ -7,9 +7,10 @@
 
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
-use switchboard_protocol::{close, AgentId, CustomerId, ServerMessage};
+use std::sync::{Arc, OnceLock};
+use switchboard_protocol::{close, AgentId, CustomerId, Encoded, Encoding, ServerMessage};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// Someone who can be sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,7 +20,47 @@ pub enum Participant {
 }
 
 /// What a broker delivers: one message shared by every session it goes to.
-pub type Outbound = Arc<ServerMessage>;
+pub type Outbound = Arc<Outgoing>;
+
+/// A message on its way to sessions, with its WebSocket frame per encoding,
+/// made by the first session that needs it and shared by the others: a
+/// message that goes to a visitor's tabs and to agents is serialized once
+/// per encoding, not once per session (the frame's bytes are reference-counted).
+pub struct Outgoing {
+    msg: ServerMessage,
+    /// Indexed by [`frame_slot`].
+    frames: [OnceLock<WsMessage>; 2],
+}
+
+fn frame_slot(encoding: Encoding) -> usize {
+    match encoding {
+        Encoding::Json => 0,
+        Encoding::Bincode => 1,
+    }
+}
+
+impl Outgoing {
+    pub fn new(msg: ServerMessage) -> Outbound {
+        Arc::new(Outgoing {
+            msg,
+            frames: Default::default(),
+        })
+    }
+
+    pub fn message(&self) -> &ServerMessage {
+        &self.msg
+    }
+
+    /// The message as one frame in `encoding` (encoded on first use).
+    pub fn frame(&self, encoding: Encoding) -> WsMessage {
+        self.frames[frame_slot(encoding)]
+            .get_or_init(|| match encoding.encode(&self.msg) {
+                Encoded::Text(t) => WsMessage::text(t),
+                Encoded::Binary(b) => WsMessage::binary(b),
+            })
+            .clone()
+    }
+}
 
 /// The sending half of one session, as the broker and the hub hold it.
 #[derive(Clone)]
@@ -236,10 +277,31 @@ mod tests {
     use switchboard_protocol::ConversationId;
 
     fn msg() -> Outbound {
-        Arc::new(ServerMessage::QueuePosition(QueuePosition {
+        Outgoing::new(ServerMessage::QueuePosition(QueuePosition {
             conversation_id: ConversationId(1),
             position: 1,
         }))
+    }
+
+    #[test]
+    fn a_message_is_encoded_once_per_encoding_and_shared() {
+        let m = msg();
+        let (a, b) = (m.frame(Encoding::Json), m.frame(Encoding::Json));
+        let (WsMessage::Text(a), WsMessage::Text(b)) = (a, b) else {
+            panic!("JSON goes in text frames");
+        };
+        assert_eq!(
+            a.as_str().as_ptr(),
+            b.as_str().as_ptr(),
+            "one buffer, shared"
+        );
+        let decoded: ServerMessage = Encoding::Json.decode_text(a.as_str()).unwrap();
+        assert_eq!(&decoded, m.message());
+        let WsMessage::Binary(bin) = m.frame(Encoding::Bincode) else {
+            panic!("bincode goes in binary frames");
+        };
+        let decoded: ServerMessage = Encoding::Bincode.decode_binary(&bin).unwrap();
+        assert_eq!(&decoded, m.message());
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! successful flush of that same epoch, so writes that died with a closed
 //! database are never acknowledged by a flush of its successor.
 
-use super::broker::{Broker, Outbound, Participant, Published, SessionHandle};
+use super::broker::{Broker, Outbound, Outgoing, Participant, Published, SessionHandle};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,12 +60,12 @@ pub(crate) struct Permit {
 
 impl Commit {
     pub(crate) fn deliver(&mut self, to: To, msg: ServerMessage) {
-        self.deliveries.push((to, Arc::new(msg)));
+        self.deliveries.push((to, Outgoing::new(msg)));
     }
 
     /// Delivers the same message to several participants (encoded once, shared).
     pub(crate) fn deliver_all(&mut self, to: impl IntoIterator<Item = To>, msg: ServerMessage) {
-        let msg = Arc::new(msg);
+        let msg = Outgoing::new(msg);
         self.deliveries
             .extend(to.into_iter().map(|t| (t, msg.clone())));
     }
@@ -175,7 +175,7 @@ fn announce(c: Commit, broker: &dyn Broker, metrics: &Metrics) {
     }
     let mut published = Published::default();
     if let Some((session, ack)) = c.ack {
-        session.offer(&Arc::new(ServerMessage::Ack(ack)));
+        session.offer(&Outgoing::new(ServerMessage::Ack(ack)));
     }
     for (to, msg) in &c.deliveries {
         published += match to {
@@ -191,7 +191,7 @@ fn announce(c: Commit, broker: &dyn Broker, metrics: &Metrics) {
 
 fn refuse(c: Commit) {
     if let Some((session, ack)) = c.ack {
-        session.offer(&Arc::new(ServerMessage::Error(ErrorMessage {
+        session.offer(&Outgoing::new(ServerMessage::Error(ErrorMessage {
             code: ErrorCode::StoreUnavailable,
             message: "the store could not write: the message is not acknowledged; retry later with the same client_id".into(),
             client_id: Some(ack.client_id),

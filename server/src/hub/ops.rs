@@ -360,7 +360,8 @@ impl Hub {
                 author: actor.author(),
                 typing,
             });
-            self.broker().publish(to, &std::sync::Arc::new(msg));
+            self.broker()
+                .publish(to, &super::broker::Outgoing::new(msg));
         }
         Ok(())
     }
@@ -994,7 +995,7 @@ impl Hub {
         if let Some(p) = routing.presence(me) {
             drop(routing);
             self.broker()
-                .publish_agents(&std::sync::Arc::new(ServerMessage::Presence(p)));
+                .publish_agents(&super::broker::Outgoing::new(ServerMessage::Presence(p)));
         }
         Some(overflow)
     }

@@ -145,7 +145,7 @@ impl Hub {
         }
         let mut published = Published::default();
         for (to, m) in recovered {
-            let msg = Arc::new(ServerMessage::Message(m));
+            let msg = crate::hub::broker::Outgoing::new(ServerMessage::Message(m));
             for t in to {
                 published += match t {
                     To::One(p) => self.broker().publish(p, &msg),
