@@ -8,6 +8,7 @@
 //! only `try_send`s into the queue, and a full queue cuts the session off
 //! with [`close::SLOW_CONSUMER`].
 
+use crate::hub::accounts::ACCOUNT_DISABLED;
 use crate::hub::broker::{KillSwitch, Outbound, Participant, SessionHandle};
 use crate::hub::{Actor, Hub, HubError};
 use crate::limits::{Admission, Bucket, Rate, Verdict};
@@ -196,6 +197,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let refused = |e: HubError| match e {
             HubError::Unauthorized => Exit::Close(close::UNAUTHORIZED, "invalid or expired token"),
             HubError::Identity(why) => Exit::Close(close::UNAUTHORIZED, why),
+            // A genuine token of an account that may not connect (disabled).
+            HubError::Forbidden(why) => Exit::Close(close::FORBIDDEN, why),
             HubError::ShuttingDown => Exit::Close(close::GOING_AWAY, "server going away"),
             // The client's own mistake: retrying the same hello would fail the same way.
             HubError::BadRequest(_) | HubError::TooLarge(_) => {
@@ -333,7 +336,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Some(close::SLOW_CONSUMER) => {
                 Exit::Close(close::SLOW_CONSUMER, "too slow: reconnect and resume")
             }
-            Some(close::FORBIDDEN) => Exit::Close(close::FORBIDDEN, "account disabled"),
+            Some(close::FORBIDDEN) => Exit::Close(close::FORBIDDEN, ACCOUNT_DISABLED),
             Some(close::UNAUTHORIZED) => Exit::Close(close::UNAUTHORIZED, "credentials revoked"),
             Some(code) => Exit::Close(code, "closed by the server"),
             None => Exit::Gone,

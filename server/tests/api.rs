@@ -121,7 +121,7 @@ async fn disabling_an_agent_closes_their_sessions_and_requeues_their_work() {
         .await;
     assert_eq!(q.conversation.queue_position, Some(1));
     let (st, _) = s.try_login("ann@shop.test", "password-1").await;
-    assert_eq!(st, 401);
+    assert_eq!(st, 403);
     let (st, _) = s
         .http(
             "POST",

@@ -911,6 +911,58 @@ async fn a_new_password_signs_out_the_accounts_other_tokens() {
 }
 
 #[tokio::test]
+async fn a_disabled_account_is_told_so_by_rest_by_the_hello_and_at_login() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let (ann_id, ann) = s.agent_account("ann@shop.test", 5).await;
+    let mut live = agent_hello(&s, &ann).await.unwrap();
+    let set_disabled = |disabled: bool| {
+        let (s, admin) = (&s, &admin);
+        async move {
+            let path = format!("/api/agents/{ann_id}");
+            let body = json!({ "disabled": disabled });
+            let (status, body) = s.http("PATCH", &path, Some(admin), Some(body)).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    set_disabled(true).await;
+    let disabled = (close::FORBIDDEN, "account disabled".to_string());
+    assert_eq!(live.closed_with_reason().await, disabled);
+
+    // Her token is genuine but the account may not use it: 4503 and 403
+    // (forbidden), not 4501 and 401, which tell a client to sign in again.
+    let mut hello = Client::connect(&s.ws_url(), Encoding::Json).await;
+    hello
+        .send(ClientMessage::AgentHello(AgentHello {
+            token: ann.clone(),
+            resume: vec![],
+        }))
+        .await;
+    assert_eq!(hello.closed_with_reason().await, disabled);
+    let (status, body) = s.http("GET", "/api/me", Some(&ann), None).await;
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
+    assert_eq!(body["error"]["message"], "account disabled");
+    // The right password gets the same answer; a wrong one tells nothing.
+    let (status, body) = s.try_login("ann@shop.test", "password-1").await;
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
+    assert_eq!(body["error"]["message"], "account disabled");
+    let (status, body) = s.try_login("ann@shop.test", "wrong-password").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &json!("unauthorized"))
+    );
+
+    // Enabled again: tokens from before stay revoked; she signs in anew.
+    set_disabled(false).await;
+    let (status, _) = s.http("GET", "/api/me", Some(&ann), None).await;
+    assert_eq!(status, 401);
+    assert_eq!(agent_hello(&s, &ann).await.err(), Some(close::UNAUTHORIZED));
+    let ann = s.login("ann@shop.test", "password-1").await;
+    answers(&mut agent_hello(&s, &ann).await.unwrap()).await;
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_new_role_takes_effect_on_live_sessions() {
     let s = TestServer::start().await;
     let admin = s.admin_token().await;

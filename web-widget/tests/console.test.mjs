@@ -219,3 +219,22 @@ test('history pages on scroll, teams, transfer, status, customers, title badge',
   await lCtx.close();
   await aCtx.close();
 });
+
+test('a disabled account is told so at sign-in, not "wrong password"', async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  const admin = await server.login(server.adminEmail, server.adminPassword);
+  const ada = await server.createAgent({ email: 'ada@example.com', name: 'Ada' });
+  await server.api('PATCH', `/api/agents/${ada.id}`, { disabled: true }, admin);
+  await page.goto(server.url + '/console');
+  await page.locator('#login-email').fill(ada.email);
+  await page.locator('#login-password').fill(ada.password);
+  await page.locator('#login-submit').click();
+  await page.locator('#login-error', { hasText: 'This account has been disabled.' }).waitFor();
+  await page.locator('#login-password').fill('not-her-password');
+  await page.locator('#login-submit').click();
+  await page.locator('#login-error', { hasText: 'Wrong email or password.' }).waitFor();
+  assert.deepEqual(seen.errors, []);
+  await ctx.close();
+});

@@ -5,7 +5,7 @@ use super::conn::ConnInfo;
 use super::throttle::LoginThrottle;
 use super::{ApiError, AppState};
 use crate::hub::accounts::{AgentChanges, NewAgent};
-use crate::hub::{now_ms, Actor};
+use crate::hub::{now_ms, Actor, HubError};
 use crate::metrics::StatusLabel;
 use crate::store::Customer;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -113,7 +113,8 @@ pub(super) struct Login {
 
 /// Checks the password unless this email or this address has failed too
 /// often lately (see `throttle`): then 429 with `Retry-After`, before any
-/// hashing.
+/// hashing. A wrong email or password is 401; the right password of a
+/// disabled account is 403 `forbidden` "account disabled".
 pub(super) async fn login(
     State(app): State<AppState>,
     Extension(throttle): Extension<Arc<LoginThrottle>>,
@@ -126,11 +127,16 @@ pub(super) async fn login(
         Ok(attempt) => attempt,
         Err(wait) => return Ok(too_many_logins(wait)),
     };
-    let (token, expires_at, agent) = app
-        .hub
-        .login(&l.email, &l.password)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::Unauthorized, "wrong email or password"))?;
+    let (token, expires_at, agent) =
+        app.hub
+            .login(&l.email, &l.password)
+            .await
+            .map_err(|e| match e {
+                HubError::Unauthorized => {
+                    ApiError::new(ErrorCode::Unauthorized, "wrong email or password")
+                }
+                other => ApiError::from(other),
+            })?;
     attempt.succeeded();
     Ok(
         Json(json!({ "token": token, "expires_at": expires_at, "agent": agent.view() }))

@@ -1321,7 +1321,8 @@
       if (!(err instanceof ApiError)) {
         showLogin('Cannot reach the server.');
       } else {
-        showLogin(err.status === 401 ? 'Wrong email or password.' : err.message);
+        const why = { 401: 'Wrong email or password.', 403: 'This account has been disabled.' }[err.status];
+        showLogin(why || err.message);
       }
     } finally {
       button.disabled = false;
