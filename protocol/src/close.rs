@@ -35,8 +35,8 @@ pub const BAD_HELLO: u16 = 4500;
 /// agent logs in again.
 pub const UNAUTHORIZED: u16 = 4501;
 /// The agent account is disabled: its token is genuine but may not connect
-/// (at hello, or a live session when the account is disabled). Terminal:
-/// logging in again is refused too until an admin enables the account.
+/// (at hello, or a live session when the account is disabled); or a live
+/// session's account was deleted. Terminal: logging in again is refused too.
 pub const FORBIDDEN: u16 = 4503;
 
 /// Whether a client seeing `code` should reconnect (with backoff) and resume.

@@ -59,7 +59,8 @@ const ADMINS: [Want; 5] = [UNAUTH, UNAUTH, UNAUTH, FORBIDDEN, OK];
 const ANYONE: [Want; 5] = [OK; 5];
 
 /// One route and method: a path with placeholders (`{customer}`, `{doomed}`:
-/// a customer made for this request, `{conversation}`, `{agent}`), a body
+/// a customer made for this request, `{conversation}`, `{agent}`,
+/// `{doomed_agent}`: an agent made for this request), a body
 /// (given a number unique to the request), and what each caller gets, in
 /// the order of [`CALLERS`].
 struct Case {
@@ -159,6 +160,12 @@ const CASES: &[Case] = &[
         want: ADMINS,
     },
     Case {
+        method: "DELETE",
+        path: "/api/agents/{doomed_agent}",
+        body: none,
+        want: ADMINS,
+    },
+    Case {
         method: "GET",
         path: "/api/stats",
         body: none,
@@ -231,9 +238,15 @@ fn routed_paths() -> Vec<String> {
 
 /// A case's path as the router writes it.
 fn route_of(path: &str) -> String {
-    ["{customer}", "{doomed}", "{conversation}", "{agent}"]
-        .iter()
-        .fold(path.to_string(), |p, x| p.replace(x, "{id}"))
+    [
+        "{customer}",
+        "{doomed}",
+        "{conversation}",
+        "{agent}",
+        "{doomed_agent}",
+    ]
+    .iter()
+    .fold(path.to_string(), |p, x| p.replace(x, "{id}"))
 }
 
 /// What the matrix runs against.
@@ -392,8 +405,20 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
     s.stop().await;
 }
 
-/// Replaces a path's placeholders; `{doomed}` creates a customer to delete.
+/// Replaces a path's placeholders; `{doomed}` creates a customer to delete,
+/// `{doomed_agent}` an agent.
 async fn fill(s: &TestServer, w: &World, path: &str) -> String {
+    static AGENTS_MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let doomed_agent = if path.contains("{doomed_agent}") {
+        let n = AGENTS_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = json!({"email": format!("doomed{n}@shop.test"), "name": "Doomed", "password": "password-1"});
+        let (_, a) = s
+            .http("POST", "/api/agents", Some(&w.admin_token), Some(body))
+            .await;
+        a["id"].as_u64().unwrap()
+    } else {
+        0
+    };
     let doomed = if path.contains("{doomed}") {
         let (_, c) = s
             .http(
@@ -411,6 +436,7 @@ async fn fill(s: &TestServer, w: &World, path: &str) -> String {
         .replace("{doomed}", &doomed.to_string())
         .replace("{conversation}", &w.conversation.to_string())
         .replace("{agent}", &w.agent.to_string())
+        .replace("{doomed_agent}", &doomed_agent.to_string())
 }
 
 #[tokio::test]

@@ -238,3 +238,44 @@ test('a disabled account is told so at sign-in, not "wrong password"', async () 
   assert.deepEqual(seen.errors, []);
   await ctx.close();
 });
+
+test('an admin deletes an agent from the dashboard after a confirm; the agent is signed out', async () => {
+  const bea = await server.createAgent({ email: 'bea@example.com', name: 'Bea' });
+  const aCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const bCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const boss = await aCtx.newPage();
+  const b = await bCtx.newPage();
+  const seen = [watch(boss), watch(b)];
+  await consoleLogin(b, server, bea.email, bea.password);
+  await consoleLogin(boss, server, server.adminEmail, server.adminPassword);
+  await boss.locator('.nav-item[data-view="dashboard"]').click();
+  const row = boss.locator(`#team-list li[data-agent="${bea.id}"]`);
+  // No delete button on the admin's own row.
+  const me = (await server.api('GET', '/api/me', undefined, await server.login(server.adminEmail, server.adminPassword))).id;
+  await boss.locator(`#team-list li[data-agent="${me}"]`).waitFor();
+  assert.equal(await boss.locator(`#team-list li[data-agent="${me}"] button`, { hasText: 'Delete' }).count(), 0);
+
+  // Dismissing the confirm keeps her.
+  boss.once('dialog', (d) => d.dismiss());
+  await row.locator('button', { hasText: 'Delete' }).click();
+  await boss.waitForTimeout(300);
+  assert.equal(await row.count(), 1);
+  const admin = await server.login(server.adminEmail, server.adminPassword);
+  assert.ok((await server.api('GET', '/api/agents', undefined, admin)).agents.some((a) => a.id === bea.id));
+
+  // Accepting deletes her: her row goes, her console signs out and says why.
+  let asked = '';
+  boss.once('dialog', (d) => {
+    asked = d.message();
+    d.accept();
+  });
+  await row.locator('button', { hasText: 'Delete' }).click();
+  await row.waitFor({ state: 'detached' });
+  assert.match(asked, /Delete Bea\?/);
+  await boss.locator('#toast', { hasText: 'Bea deleted.' }).waitFor();
+  await b.locator('#login-error', { hasText: 'This account has been deleted.' }).waitFor({ timeout: 10000 });
+  assert.ok(!(await server.api('GET', '/api/agents', undefined, admin)).agents.some((a) => a.id === bea.id));
+  for (const s of seen) assert.deepEqual(s.errors, []);
+  await aCtx.close();
+  await bCtx.close();
+});

@@ -507,6 +507,24 @@ pub(super) async fn update_agent(
     Ok(Json(agent.view()))
 }
 
+/// Deletes an account (`invalid_state` for your own, and for the last
+/// enabled admin): its tokens are revoked, its sessions closed (4503), its
+/// open conversations requeued as when it is disabled.
+pub(super) async fn delete_agent(
+    State(app): State<AppState>,
+    Admin(me, _): Admin,
+    Path(id): Path<u64>,
+) -> ApiResult<StatusCode> {
+    if me.agent_id() == Some(AgentId(id)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidState,
+            "you cannot delete yourself",
+        ));
+    }
+    app.hub.delete_agent(AgentId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---- dashboard ----
 
 pub(super) async fn stats(State(app): State<AppState>, _: Agent) -> ApiResult<impl IntoResponse> {

@@ -259,7 +259,8 @@ impl Hub {
     /// (4503) and sends its open conversations back to the queue; its tokens
     /// stay on record so that they are refused as "account disabled" (403,
     /// 4503) rather than as unknown, and enabling revokes them: nothing signed
-    /// in before the account was disabled works again.
+    /// in before the account was disabled works again. The last enabled admin
+    /// cannot be disabled or demoted (`invalid_state`).
     pub async fn update_agent(
         &self,
         id: AgentId,
@@ -267,6 +268,7 @@ impl Hub {
         keep: Option<&str>,
     ) -> Result<AgentRecord> {
         let mut record = self.store().agent(id)?.ok_or(HubError::NotFound)?;
+        let was_admin = is_enabled_admin(&record);
         if let Some(teams) = changes.teams {
             record.teams = super::teams::check_teams(teams)?;
         }
@@ -296,11 +298,14 @@ impl Hub {
         let permit = self.reserve().await?;
         let mut commit = Commit::default();
         {
+            // Under the routing lock, so that two changes cannot each leave the other as the last admin.
             let mut routing = self.routing();
+            if was_admin && !is_enabled_admin(&record) {
+                self.check_another_admin(id)?;
+            }
             self.store().put_agent(&record)?;
             if record.disabled {
-                let orphans = routing.remove_agent(id);
-                self.requeue(&mut routing, orphans, &mut commit)?;
+                self.withdraw(&mut routing, id, &mut commit)?;
             } else {
                 routing.upsert_agent(&record);
                 if let Some(p) = routing.presence(id) {
@@ -328,6 +333,53 @@ impl Hub {
     fn close_agent_sessions(&self, id: AgentId, code: u16) {
         self.broker().kill(Participant::Agent(id), code);
         self.token_sessions().close(|_, w| w.agent == id, code);
+    }
+
+    /// Deletes an account: revokes its tokens, closes its sessions (4503),
+    /// and sends its open conversations back to the queue the way disabling
+    /// does. The last enabled admin cannot be deleted (`invalid_state`).
+    pub async fn delete_agent(&self, id: AgentId) -> Result<AgentRecord> {
+        let permit = self.reserve().await?;
+        let mut commit = Commit::default();
+        let record = {
+            let mut routing = self.routing();
+            let record = self.store().agent(id)?.ok_or(HubError::NotFound)?;
+            if is_enabled_admin(&record) {
+                self.check_another_admin(id)?;
+            }
+            self.store().delete_agent(&record)?;
+            self.withdraw(&mut routing, id, &mut commit)?;
+            record
+        };
+        self.close_agent_sessions(id, close::FORBIDDEN);
+        self.sync(permit, commit).await?;
+        Ok(record)
+    }
+
+    /// Refuses to leave the server without an enabled admin (nobody could
+    /// manage accounts any more) when `leaving` stops being one.
+    fn check_another_admin(&self, leaving: AgentId) -> Result<()> {
+        let agents = self.store().agents()?;
+        if agents
+            .iter()
+            .any(|a| a.id != leaving && is_enabled_admin(a))
+        {
+            Ok(())
+        } else {
+            Err(HubError::InvalidState(LAST_ADMIN))
+        }
+    }
+
+    /// Takes an agent out of routing (disabled or deleted) and sends their
+    /// open conversations back to the queue.
+    fn withdraw(
+        &self,
+        routing: &mut super::routing::Routing,
+        id: AgentId,
+        commit: &mut Commit,
+    ) -> Result<()> {
+        let orphans = routing.remove_agent(id);
+        self.requeue(routing, orphans, commit)
     }
 
     fn requeue(
@@ -392,6 +444,16 @@ impl Hub {
 
 /// Why a disabled account's login, token or hello is refused (403, close 4503).
 pub const ACCOUNT_DISABLED: &str = "account disabled";
+
+/// Why a deleted account's live sessions are closed (4503).
+pub const ACCOUNT_DELETED: &str = "account deleted";
+
+/// Why the last enabled admin cannot be disabled, demoted or deleted.
+pub const LAST_ADMIN: &str = "the last enabled admin cannot be disabled, demoted or deleted";
+
+fn is_enabled_admin(a: &AgentRecord) -> bool {
+    a.role == Role::Admin && !a.disabled
+}
 
 /// The answer when the password thread's queue is full.
 const PASSWORDS_BUSY: &str = "too many password checks waiting: retry shortly";

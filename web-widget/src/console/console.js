@@ -201,7 +201,7 @@
         if (this.ws !== ws) return;
         this.ws = null;
         this.welcomed = false;
-        onClosed(ev.code);
+        onClosed(ev.code, ev.reason);
       };
     },
     send(frame) {
@@ -242,9 +242,9 @@
     return seq;
   }
 
-  function onClosed(code) {
+  function onClosed(code, reason) {
     if (code === 4501) return signOut('Your session has expired. Please sign in again.');
-    if (code === 4503) return signOut('This account has been disabled.');
+    if (code === 4503) return signOut(reason === 'account deleted' ? 'This account has been deleted.' : 'This account has been disabled.');
     if (shouldReconnect(code)) {
       banner('Connection lost. Reconnecting…');
       conn.retryLater();
@@ -1221,6 +1221,7 @@
           h('span', { class: 'load' }, `${p.status} · ${p.active}/${p.capacity}`),
         );
         if (admin) li.append(teamsForm(p));
+        if (admin && (!state.me || p.agent_id !== state.me.id)) li.append(deleteAgentButton(p));
         return li;
       });
     list.replaceChildren(...(items.length ? items : [h('li', { class: 'muted' }, 'No agents')]));
@@ -1250,6 +1251,25 @@
       }
     });
     return form;
+  }
+
+  /** Admins: deletes another agent (DELETE /api/agents/{id}) after a confirm; their open conversations go back to the queue. */
+  function deleteAgentButton(p) {
+    const button = h('button', { class: 'btn danger', type: 'button', 'aria-label': `Delete ${p.name}` }, 'Delete');
+    button.addEventListener('click', async () => {
+      if (!confirm(`Delete ${p.name}? They are signed out at once and their open conversations go back to the queue. This cannot be undone.`)) return;
+      try {
+        await api('DELETE', `/api/agents/${p.agent_id}`);
+        state.presence.delete(p.agent_id);
+        toast(`${p.name} deleted.`);
+        renderTeam();
+        renderTransferOptions();
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        toast(`Could not delete ${p.name}: ${err.message}`);
+      }
+    });
+    return button;
   }
 
   let statsTimer = 0;
