@@ -279,3 +279,50 @@ test('an admin deletes an agent from the dashboard after a confirm; the agent is
   await aCtx.close();
   await bCtx.close();
 });
+
+test('an admin moves any open conversation: one with the bot to a team, another agent\'s to an agent', async () => {
+  const dora = await server.createAgent({ email: 'dora@example.com', name: 'Dora', teams: ['returns'] });
+  const ed = await server.createAgent({ email: 'ed@example.com', name: 'Ed' });
+  const ctxs = await Promise.all([0, 1, 2, 3].map(() => browser.newContext({ viewport: { width: 1440, height: 900 } })));
+  const [visitor, d, e, boss] = await Promise.all(ctxs.map((c) => c.newPage()));
+  const seen = [watch(visitor), watch(d), watch(e), watch(boss)];
+  await consoleLogin(boss, server, server.adminEmail, server.adminPassword);
+  // The admin takes no conversations of their own here.
+  await boss.locator('#me-status').selectOption('away');
+  await boss.locator('#me-dot.away').waitFor();
+  await consoleLogin(d, server, dora.email, dora.password);
+  await consoleLogin(e, server, ed.email, ed.password);
+
+  // The bot answers an order question: the conversation is with the bot.
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Where is my order SB-10442?');
+  const withBot = boss.locator('#bot-list [data-conversation]');
+  await withBot.first().waitFor({ timeout: 15000 });
+  await withBot.first().click();
+  await boss.locator('#thread-main').waitFor({ state: 'visible' });
+  // A waiting conversation moves to a team (an agent needs it claimed first).
+  await boss.locator('#transfer-box').waitFor({ state: 'visible' });
+  assert.equal(await boss.locator('#transfer-to option[value^="agent:"]').count(), 0);
+  await boss.locator('#transfer-to').selectOption('team:returns');
+  await boss.locator('#transfer').click();
+  await d.locator('#mine-list [data-conversation] .team-chip', { hasText: 'returns' }).waitFor({ timeout: 10000 });
+
+  // Now it is Dora's: the admin finds it under "Assigned to others" and hands it to Ed.
+  const others = boss.locator('#others-list [data-conversation]');
+  await others.first().waitFor({ timeout: 10000 });
+  await others.first().click();
+  await boss.locator('#thread-status', { hasText: 'Assigned to Dora' }).waitFor();
+  await boss.locator('#transfer-box').waitFor({ state: 'visible' });
+  assert.equal(await boss.locator('#transfer-to option', { hasText: 'Dora (' }).count(), 0, 'not to its own agent');
+  await boss.locator('#transfer-to option', { hasText: 'Ed (online' }).waitFor({ state: 'attached' });
+  await boss.locator('#transfer-to').selectOption({ label: await boss.locator('#transfer-to option', { hasText: 'Ed (online' }).textContent() });
+  await boss.locator('#transfer').click();
+  await e.locator('#mine-list [data-conversation]').first().waitFor({ timeout: 10000 });
+  await d.locator('#mine-list [data-conversation]').waitFor({ state: 'detached', timeout: 10000 });
+  await boss.locator('#thread-status', { hasText: 'Assigned to Ed' }).waitFor();
+
+  await shot(boss, 'console-admin-transfer');
+  for (const s of seen) assert.deepEqual(s.errors, []);
+  for (const c of ctxs) await c.close();
+});
