@@ -5,14 +5,15 @@
 //!
 //! Each frame carries `{n}.{sent_at_us}` (padded to `--message-bytes`), so the
 //! round trip is recorded as send → ack, and the ledger checks that every
-//! frame came back exactly once (key: connection index, n).
+//! frame came back exactly once (key: connection index, n). Its loop is
+//! [`crate::session::drive`], like a visitor's; what comes back is read raw.
 
 use crate::ledger::Delivery;
-use crate::session::{Ctx, End};
+use crate::session::{self, Client, Ctx, End, Turn};
 use crate::stats::{self, Metric, Recorder};
-use crate::visitor::{tick, Pace};
+use crate::visitor::Pace;
 use crate::wire::{error_kind, Ws};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -51,38 +52,47 @@ impl EchoClient {
 
     /// Echoes until the run shuts down or the connection ends.
     pub async fn run(mut self) {
-        let end = End::of(self.serve().await);
+        let (pace, offset) = (self.pace, self.offset);
+        let end = End::of(session::drive(&mut self, pace, offset).await);
         let ctx = self.ctx.clone();
         ctx.finish("echo", self.ws, end).await;
     }
 
-    async fn serve(&mut self) -> Result<(), End> {
-        let mut timer = self.pace.timer(self.offset);
-        if self.pace == Pace::ClosedLoop {
-            self.send_next().await?;
-        }
-        loop {
-            let sending = !self.ctx.stop_sending.is_cancelled();
-            tokio::select! {
-                // The run is over.
-                _ = self.ctx.shutdown.cancelled() => return Ok(()),
-                // Time to write (open loop and burst).
-                _ = tick(&mut timer), if sending => {
-                    for _ in 0..self.pace.per_tick() {
-                        self.send_next().await?;
-                    }
-                }
-                // A frame came back.
-                next = self.ws.next() => match next {
-                    Some(Ok(Message::Text(t))) => self.on_echo(t.as_str()).await?,
-                    Some(Ok(Message::Binary(b))) => self.on_echo(&String::from_utf8_lossy(&b)).await?,
-                    Some(Ok(Message::Close(c))) => return Err(End::Closed(Some(c.map_or(1005, |c| u16::from(c.code))))),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(End::Failed(error_kind(&e))),
-                    None => return Err(End::Closed(None)),
-                },
+    /// A frame came back: its turn is over (closed loop: the next one goes).
+    fn on_echo(&mut self, frame: &str) -> Turn {
+        let Some((n, sent_at)) = parse_echo(frame) else {
+            self.ctx
+                .stats
+                .error("echo: a frame that was not ours came back");
+            return Turn::Wait;
+        };
+        match self.ctx.ledger.deliver(self.index, n) {
+            Delivery::First | Delivery::AfterHistory => {
+                stats::bump(&self.ctx.stats.counters.acked);
+                stats::bump(&self.ctx.stats.counters.delivered);
+                self.rec
+                    .record(Metric::SendToAck, stats::now_us().saturating_sub(sent_at));
             }
+            Delivery::Duplicate => self.ctx.stats.error("echo: duplicate frame"),
         }
+        Turn::Next
+    }
+}
+
+impl Client for EchoClient {
+    /// Frames are read raw: no Switchboard protocol here.
+    type In = Message;
+
+    fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    fn ws(&mut self) -> &mut Ws {
+        &mut self.ws
+    }
+
+    fn decode(&self, m: Message) -> Result<Message, String> {
+        Ok(m)
     }
 
     async fn send_next(&mut self) -> Result<(), End> {
@@ -101,26 +111,13 @@ impl EchoClient {
             .map_err(|e| End::Failed(error_kind(&e)))
     }
 
-    async fn on_echo(&mut self, frame: &str) -> Result<(), End> {
-        let Some((n, sent_at)) = parse_echo(frame) else {
-            self.ctx
-                .stats
-                .error("echo: a frame that was not ours came back");
-            return Ok(());
-        };
-        match self.ctx.ledger.deliver(self.index, n) {
-            Delivery::First | Delivery::AfterHistory => {
-                stats::bump(&self.ctx.stats.counters.acked);
-                stats::bump(&self.ctx.stats.counters.delivered);
-                self.rec
-                    .record(Metric::SendToAck, stats::now_us().saturating_sub(sent_at));
-            }
-            Delivery::Duplicate => self.ctx.stats.error("echo: duplicate frame"),
-        }
-        if self.pace == Pace::ClosedLoop {
-            self.send_next().await?;
-        }
-        Ok(())
+    async fn on_message(&mut self, m: Message) -> Result<Turn, End> {
+        Ok(match m {
+            Message::Text(t) => self.on_echo(t.as_str()),
+            Message::Binary(b) => self.on_echo(&String::from_utf8_lossy(&b)),
+            // Only text and binary messages reach here.
+            _ => Turn::Wait,
+        })
     }
 }
 

@@ -11,7 +11,8 @@
 //! - [`spawn`]: starting a `switchboard` on a temporary data folder (`--spawn`).
 //! - [`api`]: the few REST calls the harness needs (login, create agents), over a minimal HTTP/1.1 client.
 //! - [`wire`]: opening a WebSocket with the chosen subprotocol and framing protocol messages.
-//! - [`session`]: what both kinds of participant share: the run context, hello → welcome, message stamps.
+//! - [`session`]: what every participant shares: the run context, hello → welcome, message stamps,
+//!   and the one send/read loop of visitors, echo clients and slow readers (`drive`, a `Client` each).
 //! - [`visitor`] / [`agent`]: one simulated participant each, a struct with `run()`.
 //! - [`slow`]: `--slow-readers`, visitors that stop reading their socket, and how the server ended them.
 //! - [`echo`]: `--raw` clients for a plain WebSocket echo server (the transport's ceiling).

@@ -1,15 +1,21 @@
 //! What every simulated participant shares: the run's context ([`Ctx`]),
 //! opening a session (dial, hello, welcome, under the handshake limit), the
-//! message stamps that carry send times, and how a session's end is tallied.
+//! message stamps that carry send times, how a session's end is tallied, and
+//! the one loop visitors, `--raw` echo clients and slow readers run
+//! ([`drive`], each a [`Client`]).
 
 use crate::ledger::Ledger;
 use crate::slow::SlowBoard;
 use crate::stats::{self, Metric, Recorder, Stats};
+use crate::visitor::Pace;
 use crate::wire::{self, Connector, Frame, Ws};
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_protocol::{ClientMessage, Encoding, ServerMessage};
 use tokio::sync::Semaphore;
+use tokio::time::Interval;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 /// How long a hello may wait for its welcome.
@@ -185,6 +191,96 @@ impl End {
     }
 }
 
+/// A simulated client, as the loop they all share ([`drive`]) sees it: what
+/// it writes next, how it reads what comes back, and when it is done.
+pub(crate) trait Client {
+    /// A text or binary message from the server, as this client reads it.
+    type In;
+    fn ctx(&self) -> &Ctx;
+    fn ws(&mut self) -> &mut Ws;
+    /// Reads a text or binary message; an `Err` goes to [`Client::undecodable`].
+    fn decode(&self, m: Message) -> Result<Self::In, String>;
+    /// Writes the client's next message.
+    async fn send_next(&mut self) -> Result<(), End>;
+    /// Handles a message; [`Turn::Next`] lets a closed-loop client write its next one.
+    async fn on_message(&mut self, m: Self::In) -> Result<Turn, End>;
+    /// A message that could not be decoded (default: ignored).
+    fn undecodable(&mut self, _error: String) {}
+    /// A closed-loop client with nothing more to write: the loop ends.
+    fn done(&self) -> bool {
+        false
+    }
+}
+
+/// Whether a message just handled lets a closed-loop client write its next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// Its message was answered (acked, echoed): write the next.
+    Next,
+    Wait,
+}
+
+/// The loop every simulated client runs until the run shuts down (`Ok`),
+/// the client is done (`Ok`), or the connection ends (`Err`). It writes at
+/// `pace` (the first timed write `offset` after the start), or in closed
+/// loop one message at start and one after each [`Turn::Next`], and hands
+/// every message from the server to the client.
+pub(crate) async fn drive<C: Client>(c: &mut C, pace: Pace, offset: Duration) -> Result<(), End> {
+    let shutdown = c.ctx().shutdown.clone();
+    let stop_sending = c.ctx().stop_sending.clone();
+    let mut timer = pace.timer(offset);
+    if pace == Pace::ClosedLoop && !take_turn(c).await? {
+        return Ok(());
+    }
+    loop {
+        let sending = !stop_sending.is_cancelled();
+        let turn = tokio::select! {
+            // The run is over.
+            _ = shutdown.cancelled() => return Ok(()),
+            // Time to write (open loop and burst).
+            _ = tick(&mut timer), if sending => {
+                for _ in 0..pace.per_tick() {
+                    c.send_next().await?;
+                }
+                Turn::Wait
+            }
+            // Something from the server.
+            next = c.ws().next() => match wire::classify(next, |m| c.decode(m)) {
+                Frame::Server(m) => c.on_message(m).await?,
+                Frame::Control => Turn::Wait,
+                Frame::Closed(code) => return Err(End::Closed(code)),
+                Frame::Undecodable(e) => {
+                    c.undecodable(e);
+                    Turn::Wait
+                }
+                Frame::Failed(e) => return Err(End::Failed(e)),
+            },
+        };
+        if turn == Turn::Next && pace == Pace::ClosedLoop && !take_turn(c).await? {
+            return Ok(());
+        }
+    }
+}
+
+/// A closed-loop client's turn: `false` when it is done, else its next message is written.
+async fn take_turn<C: Client>(c: &mut C) -> Result<bool, End> {
+    if c.done() {
+        return Ok(false);
+    }
+    c.send_next().await?;
+    Ok(true)
+}
+
+/// Waits for the next tick, or forever without a timer (closed loop).
+async fn tick(timer: &mut Option<Interval>) {
+    match timer {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// A client id that carries who sent it and when: `{who}.{n}.{sent_at_us}`.
 pub fn stamp(who: &str, n: u64) -> String {
     format!("{who}.{n}.{}", stats::now_us())
@@ -203,6 +299,150 @@ pub fn filler_text(words: &str, bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::SourceIps;
+    use crate::target::Target;
+    use futures::SinkExt;
+    use std::net::SocketAddr;
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+    /// A WebSocket server on 127.0.0.1:0 for one connection: echoes text
+    /// frames, and closes with 4000 instead of echoing frame `close_at`.
+    async fn echo_server(close_at: Option<usize>) -> SocketAddr {
+        #[allow(clippy::result_large_err)] // tungstenite's callback signature
+        fn agree(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+            if let Some(p) = req.headers().get("sec-websocket-protocol") {
+                resp.headers_mut()
+                    .insert("sec-websocket-protocol", p.clone());
+            }
+            Ok(resp)
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_hdr_async(tcp, agree)
+                .await
+                .unwrap();
+            let mut n = 0;
+            while let Some(Ok(m)) = ws.next().await {
+                if !m.is_text() {
+                    continue;
+                }
+                n += 1;
+                if Some(n) == close_at {
+                    let bye = CloseFrame {
+                        code: CloseCode::from(4000),
+                        reason: "slow".into(),
+                    };
+                    let _ = ws.close(Some(bye)).await;
+                } else if ws.send(m).await.is_err() {
+                    return;
+                }
+            }
+        });
+        addr
+    }
+
+    fn ctx(addr: SocketAddr) -> Ctx {
+        let target = Target::from_addr(addr).unwrap();
+        Ctx {
+            connector: Arc::new(Connector::new(target, Encoding::Json, SourceIps::default())),
+            stats: Arc::default(),
+            ledger: Arc::default(),
+            handshakes: Arc::new(Semaphore::new(1)),
+            stop_sending: CancellationToken::new(),
+            shutdown: CancellationToken::new(),
+            text: "x".into(),
+            slow: Arc::default(),
+        }
+    }
+
+    /// Writes numbered text frames; done after `enough` came back.
+    struct Counter {
+        ctx: Ctx,
+        ws: Ws,
+        sent: usize,
+        back: Vec<String>,
+        enough: usize,
+    }
+
+    impl Counter {
+        async fn connect(addr: SocketAddr, enough: usize) -> Counter {
+            let ctx = ctx(addr);
+            let ws = ctx.connector.connect().await.unwrap();
+            Counter {
+                ctx,
+                ws,
+                sent: 0,
+                back: Vec::new(),
+                enough,
+            }
+        }
+    }
+
+    impl Client for Counter {
+        type In = String;
+
+        fn ctx(&self) -> &Ctx {
+            &self.ctx
+        }
+
+        fn ws(&mut self) -> &mut Ws {
+            &mut self.ws
+        }
+
+        fn decode(&self, m: Message) -> Result<String, String> {
+            m.into_text()
+                .map(|t| t.to_string())
+                .map_err(|e| e.to_string())
+        }
+
+        async fn send_next(&mut self) -> Result<(), End> {
+            self.sent += 1;
+            let frame = Message::text(self.sent.to_string());
+            self.ws
+                .send(frame)
+                .await
+                .map_err(|e| End::Failed(wire::error_kind(&e)))
+        }
+
+        async fn on_message(&mut self, m: String) -> Result<Turn, End> {
+            self.back.push(m);
+            Ok(Turn::Next)
+        }
+
+        fn done(&self) -> bool {
+            self.back.len() >= self.enough
+        }
+    }
+
+    #[tokio::test]
+    async fn closed_loop_writes_one_message_per_answer_until_done() {
+        let mut c = Counter::connect(echo_server(None).await, 3).await;
+        assert!(drive(&mut c, Pace::ClosedLoop, Duration::ZERO)
+            .await
+            .is_ok());
+        assert_eq!(c.sent, 3);
+        assert_eq!(c.back, ["1", "2", "3"]);
+    }
+
+    #[tokio::test]
+    async fn the_loop_ends_on_the_servers_close_or_the_runs_shutdown() {
+        let mut c = Counter::connect(echo_server(Some(2)).await, 10).await;
+        let closed = drive(&mut c, Pace::ClosedLoop, Duration::ZERO).await;
+        assert!(matches!(closed, Err(End::Closed(Some(4000)))), "{closed:?}");
+        assert_eq!(c.back, ["1"]);
+
+        // Open loop, nothing sent before the shutdown: it ends at once, cleanly.
+        let mut c = Counter::connect(echo_server(None).await, 10).await;
+        c.ctx.shutdown.cancel();
+        let every = Pace::Every(Duration::from_secs(60));
+        assert!(drive(&mut c, every, Duration::from_secs(60)).await.is_ok());
+        assert_eq!(c.sent, 0);
+    }
 
     #[test]
     fn stamps_round_trip() {

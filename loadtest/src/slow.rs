@@ -23,8 +23,9 @@
 //! tell its conversation apart; none of its traffic enters the latency
 //! histograms, which therefore describe the normal visitors only.
 
-use crate::session::{self, Ctx};
+use crate::session::{self, Client, Ctx, End, Turn};
 use crate::stats::{self, get, Recorder};
+use crate::visitor::Pace;
 use crate::wire::{self, Frame, Ws};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashSet};
@@ -35,6 +36,7 @@ use switchboard_protocol::client::{ConversationRef, SendMessage, VisitorHello};
 use switchboard_protocol::model::ConversationStatus;
 use switchboard_protocol::{ClientMessage, ConversationId, ServerMessage};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
 
 /// First character of a slow reader's name, hence of its messages' client ids.
 pub const PREFIX: char = 's';
@@ -219,76 +221,22 @@ impl SlowReader {
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Writes the warm-up messages, each after the previous one's ack.
+    /// Writes the warm-up messages, each after the previous one's ack (the
+    /// shared loop in closed loop, done after [`WARMUP_MESSAGES`]).
     async fn warm_up(&mut self) -> Result<(), Wake> {
-        while self.sent < WARMUP_MESSAGES || self.waiting.is_some() {
-            if self.waiting.is_none() {
-                if self.ctx.stop_sending.is_cancelled() {
-                    return Ok(());
-                }
-                self.send_next().await?;
-            }
-            tokio::select! {
-                // The run is over before the reader went silent.
-                _ = self.ctx.shutdown.cancelled() => return Ok(()),
-                // Something from the server.
-                next = self.ws.next() => match wire::to_frame(self.ctx.encoding(), next) {
-                    Frame::Server(m) => self.on_server(m).await?,
-                    Frame::Control | Frame::Undecodable(_) => {}
-                    Frame::Closed(code) => return Err(Wake::Closed(code)),
-                    Frame::Failed(e) => return Err(Wake::Failed(e)),
-                },
-            }
+        match session::drive(self, Pace::ClosedLoop, Duration::ZERO).await {
+            Ok(()) => Ok(()),
+            Err(End::Closed(code)) => Err(Wake::Closed(code)),
+            Err(End::Failed(e)) => Err(Wake::Failed(e)),
+            // The run is over before the reader went silent.
+            Err(End::Shutdown) => Ok(()),
         }
-        Ok(())
     }
 
-    async fn send_next(&mut self) -> Result<(), Wake> {
-        self.sent += 1;
-        let client_id = session::stamp(&self.name, self.sent);
-        let msg = ClientMessage::Send(SendMessage {
-            client_id: client_id.clone(),
-            conversation_id: self.conversation,
-            text: self.ctx.text.to_string(),
-        });
-        self.waiting = Some(client_id);
-        stats::bump(&self.ctx.slow.sent);
-        self.send(&msg).await
-    }
-
-    async fn send(&mut self, msg: &ClientMessage) -> Result<(), Wake> {
+    async fn send(&mut self, msg: &ClientMessage) -> Result<(), End> {
         wire::send(&mut self.ws, self.ctx.encoding(), msg)
             .await
-            .map_err(Wake::Failed)
-    }
-
-    async fn on_server(&mut self, msg: ServerMessage) -> Result<(), Wake> {
-        match msg {
-            ServerMessage::Ack(ack) if self.waiting.as_deref() == Some(&ack.client_id) => {
-                self.waiting = None;
-                stats::bump(&self.ctx.slow.acked);
-                self.ctx.ledger.ack(ack.conversation_id.0, ack.seq);
-                self.conversation = Some(ack.conversation_id);
-            }
-            ServerMessage::Error(e) if e.client_id.is_some() && e.client_id == self.waiting => {
-                self.waiting = None;
-                self.ctx
-                    .stats
-                    .error(format!("slow reader: server error {}", e.code.as_str()));
-            }
-            ServerMessage::Conversation(ev)
-                if ev.conversation.status == ConversationStatus::Bot && !self.asked_handoff =>
-            {
-                // The bot has it: ask for a person, so an agent gets to write to us.
-                self.asked_handoff = true;
-                let handoff = ClientMessage::Handoff(ConversationRef {
-                    conversation_id: ev.conversation.id,
-                });
-                return self.send(&handoff).await;
-            }
-            _ => {}
-        }
-        Ok(())
+            .map_err(End::Failed)
     }
 
     /// Reads everything the server buffered, until its close, a reset or silence.
@@ -313,6 +261,74 @@ impl SlowReader {
                 _ => {}
             }
         }
+    }
+}
+
+/// The warm-up, on the loop every simulated client shares. Undecodable
+/// frames are ignored: nothing a slow reader reads is timed or counted.
+impl Client for SlowReader {
+    type In = ServerMessage;
+
+    fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    fn ws(&mut self) -> &mut Ws {
+        &mut self.ws
+    }
+
+    fn decode(&self, m: tungstenite::Message) -> Result<ServerMessage, String> {
+        wire::decode(self.ctx.encoding(), &m)
+    }
+
+    async fn send_next(&mut self) -> Result<(), End> {
+        self.sent += 1;
+        let client_id = session::stamp(&self.name, self.sent);
+        let msg = ClientMessage::Send(SendMessage {
+            client_id: client_id.clone(),
+            conversation_id: self.conversation,
+            text: self.ctx.text.to_string(),
+        });
+        self.waiting = Some(client_id);
+        stats::bump(&self.ctx.slow.sent);
+        self.send(&msg).await
+    }
+
+    async fn on_message(&mut self, msg: ServerMessage) -> Result<Turn, End> {
+        match msg {
+            ServerMessage::Ack(ack) if self.waiting.as_deref() == Some(&ack.client_id) => {
+                self.waiting = None;
+                stats::bump(&self.ctx.slow.acked);
+                self.ctx.ledger.ack(ack.conversation_id.0, ack.seq);
+                self.conversation = Some(ack.conversation_id);
+                Ok(Turn::Next)
+            }
+            ServerMessage::Error(e) if e.client_id.is_some() && e.client_id == self.waiting => {
+                self.waiting = None;
+                self.ctx
+                    .stats
+                    .error(format!("slow reader: server error {}", e.code.as_str()));
+                Ok(Turn::Next)
+            }
+            ServerMessage::Conversation(ev)
+                if ev.conversation.status == ConversationStatus::Bot && !self.asked_handoff =>
+            {
+                // The bot has it: ask for a person, so an agent gets to write to us.
+                self.asked_handoff = true;
+                let handoff = ClientMessage::Handoff(ConversationRef {
+                    conversation_id: ev.conversation.id,
+                });
+                self.send(&handoff).await?;
+                Ok(Turn::Wait)
+            }
+            _ => Ok(Turn::Wait),
+        }
+    }
+
+    /// Warmed up (or told to stop sending) with nothing waiting for its ack.
+    fn done(&self) -> bool {
+        self.waiting.is_none()
+            && (self.sent >= WARMUP_MESSAGES || self.ctx.stop_sending.is_cancelled())
     }
 }
 

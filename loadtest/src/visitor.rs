@@ -3,12 +3,12 @@
 //!
 //! It records send → ack latency for its own messages, puts every ack in the
 //! ledger (the agent must then receive that message exactly once), and marks
-//! the agent's replies delivered, recording agent → visitor latency.
+//! the agent's replies delivered, recording agent → visitor latency. Its loop
+//! is [`session::drive`].
 
-use crate::session::{self, Ctx, End};
+use crate::session::{self, Client, Ctx, End, Turn};
 use crate::stats::{self, Metric, Recorder};
-use crate::wire::{self, Frame, Ws};
-use futures::StreamExt;
+use crate::wire::{self, Ws};
 use std::collections::HashMap;
 use std::time::Duration;
 use switchboard_protocol::client::{ConversationRef, SendMessage, VisitorHello};
@@ -16,6 +16,7 @@ use switchboard_protocol::model::{AuthorKind, ConversationStatus, Message};
 use switchboard_protocol::server::{Ack, ConversationEvent, ErrorMessage};
 use switchboard_protocol::{ClientMessage, ConversationId, ServerMessage};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_tungstenite::tungstenite;
 
 /// How a visitor writes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,53 +104,10 @@ impl Visitor {
 
     /// Chats until the run shuts down or the connection ends.
     pub async fn run(mut self) {
-        let end = End::of(self.serve().await);
+        let (pace, offset) = (self.pace, self.offset);
+        let end = End::of(session::drive(&mut self, pace, offset).await);
         let ctx = self.ctx.clone();
         ctx.finish("visitor", self.ws, end).await;
-    }
-
-    async fn serve(&mut self) -> Result<(), End> {
-        let mut timer = self.pace.timer(self.offset);
-        if self.pace == Pace::ClosedLoop {
-            self.send_next().await?;
-        }
-        loop {
-            let sending = !self.ctx.stop_sending.is_cancelled();
-            tokio::select! {
-                // The run is over.
-                _ = self.ctx.shutdown.cancelled() => return Ok(()),
-                // Time to write (open loop and burst).
-                _ = tick(&mut timer), if sending => {
-                    for _ in 0..self.pace.per_tick() {
-                        self.send_next().await?;
-                    }
-                }
-                // Something from the server.
-                next = self.ws.next() => match wire::to_frame(self.ctx.encoding(), next) {
-                    Frame::Server(m) => self.on_server(m).await?,
-                    Frame::Control => {}
-                    Frame::Closed(code) => return Err(End::Closed(code)),
-                    Frame::Undecodable(e) => self.ctx.stats.error(format!("visitor: undecodable frame: {e}")),
-                    Frame::Failed(e) => return Err(End::Failed(e)),
-                },
-            }
-        }
-    }
-
-    async fn send_next(&mut self) -> Result<(), End> {
-        if self.ctx.stop_sending.is_cancelled() {
-            return Ok(());
-        }
-        self.sent += 1;
-        let client_id = session::stamp(&self.name, self.sent);
-        let msg = ClientMessage::Send(SendMessage {
-            client_id: client_id.clone(),
-            conversation_id: self.conversation,
-            text: self.ctx.text.to_string(),
-        });
-        self.unacked.insert(client_id, stats::now_us());
-        stats::bump(&self.ctx.stats.counters.visitor_sent);
-        self.send(&msg).await
     }
 
     async fn send(&mut self, msg: &ClientMessage) -> Result<(), End> {
@@ -158,42 +116,23 @@ impl Visitor {
             .map_err(End::Failed)
     }
 
-    async fn on_server(&mut self, msg: ServerMessage) -> Result<(), End> {
-        match msg {
-            ServerMessage::Ack(ack) => self.on_ack(ack).await,
-            ServerMessage::Message(m) => {
-                self.on_message(m);
-                Ok(())
-            }
-            ServerMessage::Conversation(ev) => self.on_conversation(ev).await,
-            ServerMessage::QueuePosition(_) => Ok(()),
-            ServerMessage::Error(e) => {
-                self.on_error(e);
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    async fn on_ack(&mut self, ack: Ack) -> Result<(), End> {
+    /// An ack of one of ours: its turn is over (closed loop: the next one goes).
+    fn on_ack(&mut self, ack: Ack) -> Turn {
         let Some(sent_at) = self.unacked.remove(&ack.client_id) else {
             self.ctx
                 .stats
                 .error("visitor: ack for an unknown or already acked client_id");
-            return Ok(());
+            return Turn::Wait;
         };
         self.rec
             .record(Metric::SendToAck, stats::now_us().saturating_sub(sent_at));
         stats::bump(&self.ctx.stats.counters.acked);
         self.ctx.ledger.ack(ack.conversation_id.0, ack.seq);
         self.conversation = Some(ack.conversation_id);
-        if self.pace == Pace::ClosedLoop {
-            self.send_next().await?;
-        }
-        Ok(())
+        Turn::Next
     }
 
-    fn on_message(&mut self, m: Message) {
+    fn on_chat(&mut self, m: Message) {
         match m.author.kind {
             AuthorKind::Agent => self.on_reply(&m),
             AuthorKind::Visitor => stats::bump(&self.ctx.stats.counters.echoes),
@@ -237,12 +176,60 @@ impl Visitor {
     }
 }
 
-/// Waits for the next tick, or forever without a timer (closed loop).
-pub(crate) async fn tick(timer: &mut Option<Interval>) {
-    match timer {
-        Some(t) => {
-            t.tick().await;
+impl Client for Visitor {
+    type In = ServerMessage;
+
+    fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    fn ws(&mut self) -> &mut Ws {
+        &mut self.ws
+    }
+
+    fn decode(&self, m: tungstenite::Message) -> Result<ServerMessage, String> {
+        wire::decode(self.ctx.encoding(), &m)
+    }
+
+    async fn send_next(&mut self) -> Result<(), End> {
+        if self.ctx.stop_sending.is_cancelled() {
+            return Ok(());
         }
-        None => std::future::pending().await,
+        self.sent += 1;
+        let client_id = session::stamp(&self.name, self.sent);
+        let msg = ClientMessage::Send(SendMessage {
+            client_id: client_id.clone(),
+            conversation_id: self.conversation,
+            text: self.ctx.text.to_string(),
+        });
+        self.unacked.insert(client_id, stats::now_us());
+        stats::bump(&self.ctx.stats.counters.visitor_sent);
+        self.send(&msg).await
+    }
+
+    async fn on_message(&mut self, msg: ServerMessage) -> Result<Turn, End> {
+        match msg {
+            ServerMessage::Ack(ack) => Ok(self.on_ack(ack)),
+            ServerMessage::Message(m) => {
+                self.on_chat(m);
+                Ok(Turn::Wait)
+            }
+            ServerMessage::Conversation(ev) => {
+                self.on_conversation(ev).await?;
+                Ok(Turn::Wait)
+            }
+            ServerMessage::QueuePosition(_) => Ok(Turn::Wait),
+            ServerMessage::Error(e) => {
+                self.on_error(e);
+                Ok(Turn::Wait)
+            }
+            _ => Ok(Turn::Wait),
+        }
+    }
+
+    fn undecodable(&mut self, error: String) {
+        self.ctx
+            .stats
+            .error(format!("visitor: undecodable frame: {error}"));
     }
 }

@@ -118,13 +118,14 @@ pub fn error_kind(e: &tungstenite::Error) -> String {
     }
 }
 
-/// What an incoming WebSocket message turned out to be.
+/// What an incoming WebSocket message turned out to be: by default a
+/// protocol message (`T`: what a data message decodes to).
 // Built once per message and matched at once: boxing the server message
 // would cost an allocation per frame and save nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Frame {
-    Server(ServerMessage),
+pub enum Frame<T = ServerMessage> {
+    Server(T),
     /// Ping/pong/raw: nothing for the session to do (tungstenite answers pings).
     Control,
     /// The server closed, with this code (`None`: no close frame, the stream ended).
@@ -145,20 +146,38 @@ pub fn to_message(encoding: Encoding, msg: &ClientMessage) -> Message {
 
 /// Decodes what `ws.next()` produced.
 pub fn to_frame(encoding: Encoding, next: Option<Result<Message, tungstenite::Error>>) -> Frame {
-    let decoded = match next {
+    classify(next, |m| decode(encoding, &m))
+}
+
+/// Sorts what `ws.next()` produced: the stream's end, a transport error, a
+/// close, a control frame, or a text or binary message, which `decode` reads.
+pub fn classify<T>(
+    next: Option<Result<Message, tungstenite::Error>>,
+    decode: impl FnOnce(Message) -> Result<T, String>,
+) -> Frame<T> {
+    let data = match next {
         None => return Frame::Closed(None),
         Some(Err(e)) => return Frame::Failed(error_kind(&e)),
-        Some(Ok(Message::Text(t))) => encoding.decode_text::<ServerMessage>(t.as_str()),
-        Some(Ok(Message::Binary(b))) => encoding.decode_binary::<ServerMessage>(&b),
+        Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => m,
         Some(Ok(Message::Close(c))) => {
             return Frame::Closed(Some(c.map_or(1005, |c| u16::from(c.code))))
         }
         Some(Ok(_)) => return Frame::Control,
     };
-    match decoded {
+    match decode(data) {
         Ok(m) => Frame::Server(m),
-        Err(e) => Frame::Undecodable(e.to_string()),
+        Err(e) => Frame::Undecodable(e),
     }
+}
+
+/// Decodes a text or binary message in `encoding`.
+pub fn decode(encoding: Encoding, m: &Message) -> Result<ServerMessage, String> {
+    let decoded = match m {
+        Message::Text(t) => encoding.decode_text::<ServerMessage>(t.as_str()),
+        Message::Binary(b) => encoding.decode_binary::<ServerMessage>(b),
+        _ => return Err("not a data message".into()),
+    };
+    decoded.map_err(|e| e.to_string())
 }
 
 /// Sends one message (and flushes it).
@@ -213,5 +232,25 @@ mod tests {
             to_frame(Encoding::Json, None),
             Frame::Closed(None)
         ));
+    }
+
+    #[test]
+    fn only_data_messages_reach_the_decoder() {
+        let raw = |next| classify(next, |m: Message| Ok::<_, String>(m));
+        assert!(
+            matches!(raw(Some(Ok(Message::text("1.2 x")))), Frame::Server(Message::Text(t)) if t.as_str() == "1.2 x")
+        );
+        assert!(matches!(
+            raw(Some(Ok(Message::Ping(Default::default())))),
+            Frame::Control
+        ));
+        assert!(matches!(
+            raw(Some(Ok(Message::Close(None)))),
+            Frame::Closed(Some(1005))
+        ));
+        let refused = classify(Some(Ok(Message::binary(vec![1]))), |_| {
+            Err::<(), _>("no".to_string())
+        });
+        assert!(matches!(refused, Frame::Undecodable(e) if e == "no"));
     }
 }

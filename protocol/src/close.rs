@@ -30,10 +30,13 @@ pub const IDLE_TIMEOUT: u16 = 4003;
 
 /// The first message was not a valid hello, or came too late. Terminal.
 pub const BAD_HELLO: u16 = 4500;
-/// The token in the hello is invalid, expired or revoked. Terminal: a visitor
-/// drops its stored token and connects anew; an agent logs in again.
+/// The token in the hello is invalid, expired or revoked (or its account was
+/// deleted). Terminal: a visitor drops its stored token and connects anew; an
+/// agent logs in again.
 pub const UNAUTHORIZED: u16 = 4501;
-/// The agent account was disabled or removed. Terminal.
+/// The agent account is disabled: its token is genuine but may not connect
+/// (at hello, or a live session when the account is disabled); or a live
+/// session's account was deleted. Terminal: logging in again is refused too.
 pub const FORBIDDEN: u16 = 4503;
 
 /// Whether a client seeing `code` should reconnect (with backoff) and resume.

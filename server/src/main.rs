@@ -1,15 +1,21 @@
-//! The `switchboard` command: `serve`, `agent add|list|remove|passwd`.
+//! The `switchboard` command: `serve`, `agent add|list|set|remove|passwd`.
 //! Settings: see `config` (defaults < `--config` file < `SWITCHBOARD_*` < flags).
+//!
+//! The `agent` commands run the hub over the data folder without serving
+//! (`server::offline_hub`) and call the same hub methods as the REST API, so
+//! an account changed here ends up as it would over REST (a disabled or
+//! removed agent's conversations go back to the queue, tokens are revoked).
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use switchboard_protocol::model::Role;
-use switchboard_protocol::AgentId;
 use switchboard_server::config::{Config, Overrides};
-use switchboard_server::store::{AgentRecord, Store};
-use switchboard_server::{auth, hub, server};
+use switchboard_server::hub::accounts::{AgentChanges, NewAgent};
+use switchboard_server::hub::Hub;
+use switchboard_server::store::AgentRecord;
+use switchboard_server::{auth, server};
 
 #[derive(Parser)]
 #[command(
@@ -82,7 +88,30 @@ enum AgentCommand {
     },
     /// List accounts.
     List,
-    /// Delete an account.
+    /// Change an account: only what is given changes (as `PATCH /api/agents/{id}`).
+    Set {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+        #[arg(long)]
+        capacity: Option<u32>,
+        /// The agent's teams (repeatable): replaces the whole set, e.g. `--team orders --team billing`.
+        #[arg(long = "team", value_name = "TEAM", conflicts_with = "no_teams")]
+        teams: Vec<String>,
+        /// Take the agent out of every team.
+        #[arg(long)]
+        no_teams: bool,
+        /// Disable the account: it cannot sign in, and its open conversations go back to the queue.
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        /// Enable the account again (it signs in anew).
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Delete an account; its open conversations go back to the queue.
     Remove {
         #[arg(long)]
         email: String,
@@ -150,12 +179,17 @@ fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn agent(config: &Config, command: AgentCommand) -> anyhow::Result<()> {
-    let store = Store::open(&config.data).with_context(|| {
-        format!(
-            "opening {} (is a server running on it?)",
-            config.data.display()
-        )
-    })?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let hub = server::offline_hub(config)?;
+        let done = agent_command(&hub, config, command).await;
+        // Flushes whatever the command wrote.
+        hub.shutdown().await;
+        done
+    })
+}
+
+async fn agent_command(hub: &Hub, config: &Config, command: AgentCommand) -> anyhow::Result<()> {
     match command {
         AgentCommand::Add {
             email,
@@ -165,68 +199,102 @@ fn agent(config: &Config, command: AgentCommand) -> anyhow::Result<()> {
             teams,
             password,
         } => {
-            let teams = hub::teams::check_teams(teams)?;
             let (password, generated) = password_or_random(password);
-            let mut a = AgentRecord::new(
-                AgentId(store.next_id()?),
-                &email,
-                &name,
-                &auth::hash_password(&password),
+            let new = NewAgent {
+                email,
+                name,
+                password: password.clone(),
                 role,
-                capacity.unwrap_or(config.default_capacity),
-            );
-            a.created_at = hub::now_ms();
-            a.teams = teams;
-            if !store.put_agent(&a)? {
-                bail!("an agent with email {email} exists");
-            }
-            println!("added {} ({email})", a.id);
+                capacity: capacity.unwrap_or(config.default_capacity),
+                teams,
+            };
+            let a = hub.create_agent(new).await?;
+            println!("added {} ({})", a.id, a.email);
             if generated {
                 println!("password: {password}");
             }
         }
         AgentCommand::List => {
-            for a in store.agents()? {
-                let role = if a.role == Role::Admin {
-                    "admin"
-                } else {
-                    "agent"
-                };
-                let state = if a.disabled { "disabled" } else { "enabled" };
-                let teams = if a.teams.is_empty() {
-                    "-".to_string()
-                } else {
-                    a.teams.join(",")
-                };
-                println!(
-                    "{}\t{}\t{}\t{role}\tcapacity {}\t{state}\tteams {teams}",
-                    a.id, a.email, a.name, a.capacity
-                );
+            for a in hub.store().agents()? {
+                println!("{}", describe(&a));
             }
         }
+        AgentCommand::Set {
+            email,
+            name,
+            role,
+            capacity,
+            teams,
+            no_teams,
+            disable,
+            enable,
+        } => {
+            let changes = AgentChanges {
+                name,
+                role,
+                capacity,
+                password: None,
+                disabled: (disable || enable).then_some(disable),
+                teams: (no_teams || !teams.is_empty()).then_some(teams),
+            };
+            let nothing = changes.name.is_none()
+                && changes.role.is_none()
+                && changes.capacity.is_none()
+                && changes.disabled.is_none()
+                && changes.teams.is_none();
+            if nothing {
+                bail!("nothing to change: give --name, --role, --capacity, --team, --no-teams, --disable or --enable");
+            }
+            let a = existing(hub, &email)?;
+            let a = hub.update_agent(a.id, changes, None).await?;
+            println!("{}", describe(&a));
+        }
         AgentCommand::Remove { email } => {
-            let a = store
-                .agent_by_email(&email)?
-                .with_context(|| format!("no agent {email}"))?;
-            store.delete_agent(&a)?;
+            let a = existing(hub, &email)?;
+            hub.delete_agent(a.id).await?;
             println!("removed {email}");
         }
         AgentCommand::Passwd { email, password } => {
-            let mut a = store
-                .agent_by_email(&email)?
-                .with_context(|| format!("no agent {email}"))?;
+            let a = existing(hub, &email)?;
             let (password, generated) = password_or_random(password);
-            a.password_hash = auth::hash_password(&password);
-            store.put_agent(&a)?;
-            store.revoke_agent_tokens(a.id)?;
+            let changes = AgentChanges {
+                password: Some(password.clone()),
+                ..AgentChanges::default()
+            };
+            // No token is kept: every device signs in again.
+            hub.update_agent(a.id, changes, None).await?;
             println!("password changed for {email}");
             if generated {
                 println!("password: {password}");
             }
         }
     }
-    store.flush()?;
     Ok(())
+}
+
+fn existing(hub: &Hub, email: &str) -> anyhow::Result<AgentRecord> {
+    hub.store()
+        .agent_by_email(email)?
+        .with_context(|| format!("no agent {email}"))
+}
+
+/// One line of `agent list`: id, email, name, role, capacity, state, teams.
+fn describe(a: &AgentRecord) -> String {
+    let role = if a.role == Role::Admin {
+        "admin"
+    } else {
+        "agent"
+    };
+    let state = if a.disabled { "disabled" } else { "enabled" };
+    let teams = if a.teams.is_empty() {
+        "-".to_string()
+    } else {
+        a.teams.join(",")
+    };
+    format!(
+        "{}\t{}\t{}\t{role}\tcapacity {}\t{state}\tteams {teams}",
+        a.id, a.email, a.name, a.capacity
+    )
 }
 
 fn password_or_random(p: Option<String>) -> (String, bool) {

@@ -113,13 +113,9 @@ async fn load_nlp(config: &Config, store: &Store) -> anyhow::Result<Nlp> {
     Ok(Nlp::new(pipeline, kb, workers, config.max_bot_answers))
 }
 
-/// Opens the store, binds, and serves until [`Running::shutdown`].
-pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let cache = config.store_cache_mib.saturating_mul(1024 * 1024);
-    let store = Store::open_with_cache(&config.data, cache)
-        .with_context(|| format!("opening the store in {}", config.data.display()))?;
-    let generated_admin_password = ensure_admin(&store, &config).await?;
-    let hub_config = HubConfig {
+/// The hub's settings, from the server's.
+fn hub_config(config: &Config) -> HubConfig {
+    HubConfig {
         visitor_token_ttl: Duration::from_secs(config.visitor_token_ttl_secs),
         agent_token_ttl: Duration::from_secs(config.agent_token_ttl_secs),
         commit_queue: config.commit_queue.max(1),
@@ -129,7 +125,39 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         identity: auth::IdentitySecret::new(config.identity_secret.as_deref()),
         identity_required: config.identity_required,
         anonymous_visitors: config.anonymous_visitors,
-    };
+    }
+}
+
+/// A hub over the data folder with no server in front of it, for the
+/// `switchboard agent` commands (the server must be stopped: the store has
+/// one owner). Account changes then take the same hub methods as the REST
+/// API's, so routing, the queue and tokens end up as they would over REST;
+/// there are just no sessions to close. Call [`Hub::shutdown`] when done:
+/// it flushes the store. Needs a Tokio runtime.
+pub fn offline_hub(config: &Config) -> anyhow::Result<Hub> {
+    let store = Store::open(&config.data).with_context(|| {
+        format!(
+            "opening {} (is a server running on it?)",
+            config.data.display()
+        )
+    })?;
+    let hub = Hub::start(
+        store,
+        Arc::new(LocalBroker::default()),
+        hub_config(config),
+        Arc::new(Metrics::default()),
+        None,
+    )?;
+    Ok(hub)
+}
+
+/// Opens the store, binds, and serves until [`Running::shutdown`].
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let cache = config.store_cache_mib.saturating_mul(1024 * 1024);
+    let store = Store::open_with_cache(&config.data, cache)
+        .with_context(|| format!("opening the store in {}", config.data.display()))?;
+    let generated_admin_password = ensure_admin(&store, &config).await?;
+    let hub_config = hub_config(&config);
     let nlp = if config.nlp {
         Some(Arc::new(load_nlp(&config, &store).await?))
     } else {

@@ -8,6 +8,7 @@
 //! only `try_send`s into the queue, and a full queue cuts the session off
 //! with [`close::SLOW_CONSUMER`].
 
+use crate::hub::accounts::{ACCOUNT_DELETED, ACCOUNT_DISABLED};
 use crate::hub::broker::{KillSwitch, Outbound, Participant, SessionHandle};
 use crate::hub::{Actor, Hub, HubError};
 use crate::limits::{Admission, Bucket, Rate, Verdict};
@@ -196,6 +197,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let refused = |e: HubError| match e {
             HubError::Unauthorized => Exit::Close(close::UNAUTHORIZED, "invalid or expired token"),
             HubError::Identity(why) => Exit::Close(close::UNAUTHORIZED, why),
+            // A genuine token of an account that may not connect (disabled).
+            HubError::Forbidden(why) => Exit::Close(close::FORBIDDEN, why),
             HubError::ShuttingDown => Exit::Close(close::GOING_AWAY, "server going away"),
             // The client's own mistake: retrying the same hello would fail the same way.
             HubError::BadRequest(_) | HubError::TooLarge(_) => {
@@ -278,7 +281,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 // The server is shutting down: clients should come back.
                 _ = self.shutdown.cancelled() => return Exit::Close(close::GOING_AWAY, "server going away"),
                 // The broker or an admin cut this session off.
-                _ = kill.tripped() => return self.killed(),
+                _ = kill.tripped() => return self.killed(actor),
                 Some(first) = self.outbound.recv() => Event::Outbound(first),
                 frame = self.ws.next() => Event::Frame(frame),
                 // The server-wide heartbeat (one timer for every connection).
@@ -289,7 +292,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             };
             let handled = match event {
                 // Events for this participant: write all that are queued, flush once.
-                Event::Outbound(first) => Box::pin(self.write_guarded(first, &kill)).await,
+                Event::Outbound(first) => Box::pin(self.write_guarded(actor, first, &kill)).await,
                 // A frame from the client.
                 Event::Frame(frame) => {
                     last_heard = Instant::now();
@@ -316,27 +319,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Writes a batch. A peer that stops reading blocks the write once the
     /// kernel's buffer is full: that must not also hold off shutdown, the kill
     /// switch, or the idle deadline.
-    async fn write_guarded(&mut self, first: Outbound, kill: &KillSwitch) -> Result<(), Exit> {
+    async fn write_guarded(
+        &mut self,
+        actor: &Actor,
+        first: Outbound,
+        kill: &KillSwitch,
+    ) -> Result<(), Exit> {
         let shutdown = self.shutdown.clone();
         tokio::select! {
             r = timeout(self.timers.idle, self.write_queued(first)) => match r {
                 Ok(written) => written,
                 Err(_) => Err(Exit::Close(close::SLOW_CONSUMER, "too slow: reconnect and resume")),
             },
-            _ = kill.tripped() => Err(self.killed()),
+            _ = kill.tripped() => Err(self.killed(actor)),
             _ = shutdown.cancelled() => Err(Exit::Close(close::GOING_AWAY, "server going away")),
         }
     }
 
-    fn killed(&self) -> Exit {
+    fn killed(&self, actor: &Actor) -> Exit {
         match self.kill.code() {
             Some(close::SLOW_CONSUMER) => {
                 Exit::Close(close::SLOW_CONSUMER, "too slow: reconnect and resume")
             }
-            Some(close::FORBIDDEN) => Exit::Close(close::FORBIDDEN, "account disabled"),
+            Some(close::FORBIDDEN) => Exit::Close(close::FORBIDDEN, self.forbidden(actor)),
             Some(close::UNAUTHORIZED) => Exit::Close(close::UNAUTHORIZED, "credentials revoked"),
             Some(code) => Exit::Close(code, "closed by the server"),
             None => Exit::Gone,
+        }
+    }
+
+    /// Why an agent was cut off with 4503: their account is disabled, or gone.
+    fn forbidden(&self, actor: &Actor) -> &'static str {
+        let deleted = actor
+            .agent_id()
+            .is_some_and(|id| matches!(self.hub.store().agent(id), Ok(None)));
+        if deleted {
+            ACCOUNT_DELETED
+        } else {
+            ACCOUNT_DISABLED
         }
     }
 

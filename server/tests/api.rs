@@ -121,7 +121,7 @@ async fn disabling_an_agent_closes_their_sessions_and_requeues_their_work() {
         .await;
     assert_eq!(q.conversation.queue_position, Some(1));
     let (st, _) = s.try_login("ann@shop.test", "password-1").await;
-    assert_eq!(st, 401);
+    assert_eq!(st, 403);
     let (st, _) = s
         .http(
             "POST",
@@ -131,6 +131,64 @@ async fn disabling_an_agent_closes_their_sessions_and_requeues_their_work() {
         )
         .await;
     assert_eq!(st, 409);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_an_agent_revokes_them_closes_their_sessions_and_requeues_their_work() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let (ann_id, ann) = s.agent_account("ann@shop.test", 5).await;
+    let (mut a, _) = Client::agent(&s.ws_url(), Encoding::Json, &ann, vec![]).await;
+    let (mut v, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
+    v.say("1", None, "hi").await;
+    v.event(switchboard_protocol::server::ConversationEventKind::Assigned)
+        .await;
+    let ann_path = format!("/api/agents/{ann_id}");
+    let (st, body) = s.http("DELETE", &ann_path, Some(&admin), None).await;
+    assert_eq!(st, 204, "{body}");
+    assert_eq!(
+        a.closed_with_reason().await,
+        (close::FORBIDDEN, "account deleted".to_string())
+    );
+    // Her conversation goes back to the queue, as when an agent is disabled.
+    let q = v
+        .event(switchboard_protocol::server::ConversationEventKind::Queued)
+        .await;
+    assert_eq!(
+        (q.conversation.queue_position, q.conversation.agent_id),
+        (Some(1), None)
+    );
+    // Her token and password are gone, and so is she.
+    let (st, _) = s.http("GET", "/api/me", Some(&ann), None).await;
+    assert_eq!(st, 401);
+    let (st, _) = s.try_login("ann@shop.test", "password-1").await;
+    assert_eq!(st, 401);
+    let (_, list) = s.http("GET", "/api/agents", Some(&admin), None).await;
+    assert!(
+        !list["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == ann_id),
+        "{list}"
+    );
+    let (st, body) = s.http("DELETE", &ann_path, Some(&admin), None).await;
+    assert_eq!((st, &body["error"]["code"]), (404, &json!("not_found")));
+    // Her email may be used again.
+    s.agent_account("ann@shop.test", 5).await;
+    // An admin cannot delete themselves.
+    let (_, me) = s.http("GET", "/api/me", Some(&admin), None).await;
+    let (st, body) = s
+        .http(
+            "DELETE",
+            &format!("/api/agents/{}", me["id"]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((st, &body["error"]["code"]), (409, &json!("invalid_state")));
+    assert_eq!(body["error"]["message"], "you cannot delete yourself");
     s.stop().await;
 }
 

@@ -59,7 +59,8 @@ const ADMINS: [Want; 5] = [UNAUTH, UNAUTH, UNAUTH, FORBIDDEN, OK];
 const ANYONE: [Want; 5] = [OK; 5];
 
 /// One route and method: a path with placeholders (`{customer}`, `{doomed}`:
-/// a customer made for this request, `{conversation}`, `{agent}`), a body
+/// a customer made for this request, `{conversation}`, `{agent}`,
+/// `{doomed_agent}`: an agent made for this request), a body
 /// (given a number unique to the request), and what each caller gets, in
 /// the order of [`CALLERS`].
 struct Case {
@@ -159,6 +160,12 @@ const CASES: &[Case] = &[
         want: ADMINS,
     },
     Case {
+        method: "DELETE",
+        path: "/api/agents/{doomed_agent}",
+        body: none,
+        want: ADMINS,
+    },
+    Case {
         method: "GET",
         path: "/api/stats",
         body: none,
@@ -231,9 +238,15 @@ fn routed_paths() -> Vec<String> {
 
 /// A case's path as the router writes it.
 fn route_of(path: &str) -> String {
-    ["{customer}", "{doomed}", "{conversation}", "{agent}"]
-        .iter()
-        .fold(path.to_string(), |p, x| p.replace(x, "{id}"))
+    [
+        "{customer}",
+        "{doomed}",
+        "{conversation}",
+        "{agent}",
+        "{doomed_agent}",
+    ]
+    .iter()
+    .fold(path.to_string(), |p, x| p.replace(x, "{id}"))
 }
 
 /// What the matrix runs against.
@@ -392,8 +405,20 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
     s.stop().await;
 }
 
-/// Replaces a path's placeholders; `{doomed}` creates a customer to delete.
+/// Replaces a path's placeholders; `{doomed}` creates a customer to delete,
+/// `{doomed_agent}` an agent.
 async fn fill(s: &TestServer, w: &World, path: &str) -> String {
+    static AGENTS_MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let doomed_agent = if path.contains("{doomed_agent}") {
+        let n = AGENTS_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = json!({"email": format!("doomed{n}@shop.test"), "name": "Doomed", "password": "password-1"});
+        let (_, a) = s
+            .http("POST", "/api/agents", Some(&w.admin_token), Some(body))
+            .await;
+        a["id"].as_u64().unwrap()
+    } else {
+        0
+    };
     let doomed = if path.contains("{doomed}") {
         let (_, c) = s
             .http(
@@ -411,6 +436,7 @@ async fn fill(s: &TestServer, w: &World, path: &str) -> String {
         .replace("{doomed}", &doomed.to_string())
         .replace("{conversation}", &w.conversation.to_string())
         .replace("{agent}", &w.agent.to_string())
+        .replace("{doomed_agent}", &doomed_agent.to_string())
 }
 
 #[tokio::test]
@@ -907,6 +933,58 @@ async fn a_new_password_signs_out_the_accounts_other_tokens() {
     answers(&mut on_this).await;
     // Nobody else was signed out.
     answers(&mut ann_session).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_disabled_account_is_told_so_by_rest_by_the_hello_and_at_login() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let (ann_id, ann) = s.agent_account("ann@shop.test", 5).await;
+    let mut live = agent_hello(&s, &ann).await.unwrap();
+    let set_disabled = |disabled: bool| {
+        let (s, admin) = (&s, &admin);
+        async move {
+            let path = format!("/api/agents/{ann_id}");
+            let body = json!({ "disabled": disabled });
+            let (status, body) = s.http("PATCH", &path, Some(admin), Some(body)).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    set_disabled(true).await;
+    let disabled = (close::FORBIDDEN, "account disabled".to_string());
+    assert_eq!(live.closed_with_reason().await, disabled);
+
+    // Her token is genuine but the account may not use it: 4503 and 403
+    // (forbidden), not 4501 and 401, which tell a client to sign in again.
+    let mut hello = Client::connect(&s.ws_url(), Encoding::Json).await;
+    hello
+        .send(ClientMessage::AgentHello(AgentHello {
+            token: ann.clone(),
+            resume: vec![],
+        }))
+        .await;
+    assert_eq!(hello.closed_with_reason().await, disabled);
+    let (status, body) = s.http("GET", "/api/me", Some(&ann), None).await;
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
+    assert_eq!(body["error"]["message"], "account disabled");
+    // The right password gets the same answer; a wrong one tells nothing.
+    let (status, body) = s.try_login("ann@shop.test", "password-1").await;
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
+    assert_eq!(body["error"]["message"], "account disabled");
+    let (status, body) = s.try_login("ann@shop.test", "wrong-password").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &json!("unauthorized"))
+    );
+
+    // Enabled again: tokens from before stay revoked; she signs in anew.
+    set_disabled(false).await;
+    let (status, _) = s.http("GET", "/api/me", Some(&ann), None).await;
+    assert_eq!(status, 401);
+    assert_eq!(agent_hello(&s, &ann).await.err(), Some(close::UNAUTHORIZED));
+    let ann = s.login("ann@shop.test", "password-1").await;
+    answers(&mut agent_hello(&s, &ann).await.unwrap()).await;
     s.stop().await;
 }
 

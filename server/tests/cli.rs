@@ -2,7 +2,11 @@
 
 mod common;
 
+use common::{Client, TestServer};
+use serde_json::json;
 use std::process::Command;
+use switchboard_protocol::server::ConversationEventKind;
+use switchboard_protocol::Encoding;
 
 fn switchboard(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -110,6 +114,14 @@ async fn agent_add_list_passwd_remove() {
         ],
     );
     assert!(ok, "{out}");
+    // Cy is the only admin: removing Cy would leave nobody to manage accounts.
+    let (ok, out) = switchboard(d, &["agent", "remove", "--email", "cy@shop.test"]);
+    assert!(!ok && out.contains("last enabled admin"), "{out}");
+    let (ok, out) = switchboard(
+        d,
+        &["agent", "set", "--email", "bo@shop.test", "--role", "admin"],
+    );
+    assert!(ok, "{out}");
     let (ok, out) = switchboard(d, &["agent", "remove", "--email", "cy@shop.test"]);
     assert!(ok, "{out}");
     let (_, list) = switchboard(d, &["agent", "list"]);
@@ -137,5 +149,91 @@ async fn agent_add_list_passwd_remove() {
     );
     let (status, _) = s.try_login("admin@localhost", common::ADMIN_PASSWORD).await;
     assert_eq!(status, 401);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn agent_set_changes_an_account_as_the_rest_api_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Ann (orders) has a visitor's conversation when the server stops.
+    let s = TestServer::start_with(common::config(d)).await;
+    let (_, ann) = s.agent_in_teams("ann@shop.test", 5, &["orders"]).await;
+    let (mut a, _) = Client::agent(&s.ws_url(), Encoding::Json, &ann, vec![]).await;
+    let (mut v, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
+    let (conv, _) = v.say("1", None, "hello?").await;
+    a.event(ConversationEventKind::Assigned).await;
+    drop((a, v));
+    s.stop().await;
+
+    let set = |args: &[&str]| {
+        let mut all = vec!["agent", "set", "--email", "ann@shop.test"];
+        all.extend_from_slice(args);
+        switchboard(d, &all)
+    };
+    let (ok, out) = set(&[
+        "--team",
+        "vip",
+        "--team",
+        "billing",
+        "--capacity",
+        "3",
+        "--role",
+        "admin",
+        "--name",
+        "Ann B",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("ann@shop.test\tAnn B\tadmin\tcapacity 3\tenabled\tteams billing,vip"),
+        "{out}"
+    );
+    let (ok, out) = set(&[]);
+    assert!(!ok && out.contains("nothing to change"), "{out}");
+    let (ok, out) = set(&["--team", "Two Words"]);
+    assert!(!ok && out.contains("team name"), "{out}");
+    let (ok, out) = set(&["--team", "x", "--no-teams"]);
+    assert!(!ok && out.contains("cannot be used with"), "{out}");
+    let (ok, out) = set(&["--disable", "--enable"]);
+    assert!(!ok && out.contains("cannot be used with"), "{out}");
+    let (ok, out) = switchboard(d, &["agent", "set", "--email", "zed@shop.test", "--enable"]);
+    assert!(!ok && out.contains("no agent zed@shop.test"), "{out}");
+    // Disabled: her conversation goes back to the queue, as over REST.
+    let (ok, out) = set(&["--disable"]);
+    assert!(ok && out.contains("\tdisabled\t"), "{out}");
+
+    let s = TestServer::start_with(common::config(d)).await;
+    let admin = s.admin_token().await;
+    let (_, got) = s
+        .http(
+            "GET",
+            &format!("/api/conversations/{conv}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let c = &got["conversation"];
+    assert_eq!(
+        (&c["status"], &c["agent_id"]),
+        (&json!("queued"), &json!(null)),
+        "{got}"
+    );
+    let (status, _) = s.http("GET", "/api/me", Some(&ann), None).await;
+    assert_eq!(status, 403, "a disabled account's token is refused as such");
+    s.stop().await;
+
+    // Enabled again, out of every team: she signs in anew.
+    let (ok, out) = set(&["--enable", "--no-teams"]);
+    assert!(ok && out.contains("\tenabled\tteams -"), "{out}");
+    let s = TestServer::start_with(common::config(d)).await;
+    let (status, _) = s.http("GET", "/api/me", Some(&ann), None).await;
+    assert_eq!(status, 401, "tokens from before the disable are revoked");
+    let ann = s.login("ann@shop.test", "password-1").await;
+    let (_, me) = s.http("GET", "/api/me", Some(&ann), None).await;
+    assert_eq!(
+        (&me["name"], &me["role"], &me["capacity"], &me["teams"]),
+        (&json!("Ann B"), &json!("admin"), &json!(3), &json!([])),
+        "{me}"
+    );
     s.stop().await;
 }

@@ -9,7 +9,7 @@ mod common;
 use common::{Client, TestServer};
 use serde_json::json;
 use switchboard_protocol::client::{ConversationRef, Transfer, TransferToTeam};
-use switchboard_protocol::model::ConversationStatus;
+use switchboard_protocol::model::{AuthorKind, ConversationStatus};
 use switchboard_protocol::server::{ConversationEvent, ConversationEventKind as Ev};
 use switchboard_protocol::{
     AgentId, ClientMessage, ConversationId, Encoding, ErrorCode, ServerMessage,
@@ -149,6 +149,91 @@ async fn agents_move_conversations_to_a_team_and_a_full_team_waits_for_its_membe
     assert_eq!(taken.conversation.agent_id, Some(AgentId(olga)));
     v2.say("2", Some(c2), "anyone?").await;
     olga_ws.message("anyone?").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_conversation_with_the_bot_moves_to_a_team_and_an_admin_moves_anyones() {
+    let temp = tempfile::tempdir().unwrap();
+    let s = TestServer::start_with(bot_config(temp.path())).await;
+    let (olga, olga_token) = s.agent_in_teams("olga@shop.test", 5, &["orders"]).await;
+    let (bill, bill_token) = s.agent_in_teams("bill@shop.test", 5, &["billing"]).await;
+    let (ann, ann_token) = s.agent_account("ann@shop.test", 5).await;
+    let admin_token = s.admin_token().await;
+    let (mut olga_ws, _) = Client::agent(&s.ws_url(), Encoding::Json, &olga_token, vec![]).await;
+    let (mut bill_ws, _) = Client::agent(&s.ws_url(), Encoding::Json, &bill_token, vec![]).await;
+    let (mut ann_ws, _) = Client::agent(&s.ws_url(), Encoding::Json, &ann_token, vec![]).await;
+    let (mut admin_ws, _) = Client::agent(&s.ws_url(), Encoding::Json, &admin_token, vec![]).await;
+
+    // The bot has it; Ann (no team, not an admin) moves it to orders, as she could claim it.
+    let (mut v, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
+    let (conv, _) = v.say("1", None, "Where is my order SB-10442?").await;
+    let created = event_about(&mut ann_ws, conv, Ev::Created).await;
+    assert_eq!(created.conversation.status, ConversationStatus::Bot);
+    let answer = v
+        .recv_until(|m| match m {
+            ServerMessage::Message(m) if m.seq == 2 => Some(m),
+            _ => None,
+        })
+        .await;
+    assert_eq!(answer.author.kind, AuthorKind::Bot);
+    ann_ws.send(transfer_to_team(conv, "orders")).await;
+    let moved = event_about(&mut olga_ws, conv, Ev::Transferred).await;
+    assert_eq!(
+        (
+            moved.conversation.status,
+            moved.conversation.agent_id,
+            moved.conversation.team.as_deref(),
+            moved.from_agent
+        ),
+        (
+            ConversationStatus::Assigned,
+            Some(AgentId(olga)),
+            Some("orders"),
+            None
+        )
+    );
+    assert_eq!(moved.by.map(|b| b.id), Some(ann));
+    // The bot has let go: the visitor's next question reaches Olga, and the bot stays quiet.
+    v.say("2", Some(conv), "Where is my order SB-10442?").await;
+    olga_ws.message("Where is my order SB-10442?").await;
+    olga_ws.say("o1", Some(conv), "Olga here, looking.").await;
+    let next = v
+        .recv_until(|m| match m {
+            ServerMessage::Message(m) if m.seq > 3 && m.author.kind != AuthorKind::Visitor => {
+                Some(m)
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        (next.author.kind, next.text.as_str()),
+        (AuthorKind::Agent, "Olga here, looking.")
+    );
+
+    // Ann may not move Olga's conversation; an admin may, to billing: Bill gets it.
+    ann_ws.send(transfer_to_team(conv, "billing")).await;
+    assert_eq!(ann_ws.error().await.code, ErrorCode::Forbidden);
+    admin_ws.send(transfer_to_team(conv, "billing")).await;
+    let moved = bill_ws
+        .recv_until(|m| match m {
+            ServerMessage::Conversation(e)
+                if e.event == Ev::Transferred
+                    && e.conversation.team.as_deref() == Some("billing") =>
+            {
+                Some(e)
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        (moved.conversation.agent_id, moved.from_agent),
+        (Some(AgentId(bill)), Some(AgentId(olga)))
+    );
+    // A closed conversation moves nowhere.
+    bill_ws.close(conv).await;
+    admin_ws.send(transfer_to_team(conv, "orders")).await;
+    assert_eq!(admin_ws.error().await.code, ErrorCode::InvalidState);
     s.stop().await;
 }
 

@@ -219,3 +219,110 @@ test('history pages on scroll, teams, transfer, status, customers, title badge',
   await lCtx.close();
   await aCtx.close();
 });
+
+test('a disabled account is told so at sign-in, not "wrong password"', async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  const admin = await server.login(server.adminEmail, server.adminPassword);
+  const ada = await server.createAgent({ email: 'ada@example.com', name: 'Ada' });
+  await server.api('PATCH', `/api/agents/${ada.id}`, { disabled: true }, admin);
+  await page.goto(server.url + '/console');
+  await page.locator('#login-email').fill(ada.email);
+  await page.locator('#login-password').fill(ada.password);
+  await page.locator('#login-submit').click();
+  await page.locator('#login-error', { hasText: 'This account has been disabled.' }).waitFor();
+  await page.locator('#login-password').fill('not-her-password');
+  await page.locator('#login-submit').click();
+  await page.locator('#login-error', { hasText: 'Wrong email or password.' }).waitFor();
+  assert.deepEqual(seen.errors, []);
+  await ctx.close();
+});
+
+test('an admin deletes an agent from the dashboard after a confirm; the agent is signed out', async () => {
+  const bea = await server.createAgent({ email: 'bea@example.com', name: 'Bea' });
+  const aCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const bCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const boss = await aCtx.newPage();
+  const b = await bCtx.newPage();
+  const seen = [watch(boss), watch(b)];
+  await consoleLogin(b, server, bea.email, bea.password);
+  await consoleLogin(boss, server, server.adminEmail, server.adminPassword);
+  await boss.locator('.nav-item[data-view="dashboard"]').click();
+  const row = boss.locator(`#team-list li[data-agent="${bea.id}"]`);
+  // No delete button on the admin's own row.
+  const me = (await server.api('GET', '/api/me', undefined, await server.login(server.adminEmail, server.adminPassword))).id;
+  await boss.locator(`#team-list li[data-agent="${me}"]`).waitFor();
+  assert.equal(await boss.locator(`#team-list li[data-agent="${me}"] button`, { hasText: 'Delete' }).count(), 0);
+
+  // Dismissing the confirm keeps her.
+  boss.once('dialog', (d) => d.dismiss());
+  await row.locator('button', { hasText: 'Delete' }).click();
+  await boss.waitForTimeout(300);
+  assert.equal(await row.count(), 1);
+  const admin = await server.login(server.adminEmail, server.adminPassword);
+  assert.ok((await server.api('GET', '/api/agents', undefined, admin)).agents.some((a) => a.id === bea.id));
+
+  // Accepting deletes her: her row goes, her console signs out and says why.
+  let asked = '';
+  boss.once('dialog', (d) => {
+    asked = d.message();
+    d.accept();
+  });
+  await row.locator('button', { hasText: 'Delete' }).click();
+  await row.waitFor({ state: 'detached' });
+  assert.match(asked, /Delete Bea\?/);
+  await boss.locator('#toast', { hasText: 'Bea deleted.' }).waitFor();
+  await b.locator('#login-error', { hasText: 'This account has been deleted.' }).waitFor({ timeout: 10000 });
+  assert.ok(!(await server.api('GET', '/api/agents', undefined, admin)).agents.some((a) => a.id === bea.id));
+  for (const s of seen) assert.deepEqual(s.errors, []);
+  await aCtx.close();
+  await bCtx.close();
+});
+
+test('an admin moves any open conversation: one with the bot to a team, another agent\'s to an agent', async () => {
+  const dora = await server.createAgent({ email: 'dora@example.com', name: 'Dora', teams: ['returns'] });
+  const ed = await server.createAgent({ email: 'ed@example.com', name: 'Ed' });
+  const ctxs = await Promise.all([0, 1, 2, 3].map(() => browser.newContext({ viewport: { width: 1440, height: 900 } })));
+  const [visitor, d, e, boss] = await Promise.all(ctxs.map((c) => c.newPage()));
+  const seen = [watch(visitor), watch(d), watch(e), watch(boss)];
+  await consoleLogin(boss, server, server.adminEmail, server.adminPassword);
+  // The admin takes no conversations of their own here.
+  await boss.locator('#me-status').selectOption('away');
+  await boss.locator('#me-dot.away').waitFor();
+  await consoleLogin(d, server, dora.email, dora.password);
+  await consoleLogin(e, server, ed.email, ed.password);
+
+  // The bot answers an order question: the conversation is with the bot.
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Where is my order SB-10442?');
+  const withBot = boss.locator('#bot-list [data-conversation]');
+  await withBot.first().waitFor({ timeout: 15000 });
+  await withBot.first().click();
+  await boss.locator('#thread-main').waitFor({ state: 'visible' });
+  // A waiting conversation moves to a team (an agent needs it claimed first).
+  await boss.locator('#transfer-box').waitFor({ state: 'visible' });
+  assert.equal(await boss.locator('#transfer-to option[value^="agent:"]').count(), 0);
+  await boss.locator('#transfer-to').selectOption('team:returns');
+  await boss.locator('#transfer').click();
+  await d.locator('#mine-list [data-conversation] .team-chip', { hasText: 'returns' }).waitFor({ timeout: 10000 });
+
+  // Now it is Dora's: the admin finds it under "Assigned to others" and hands it to Ed.
+  const others = boss.locator('#others-list [data-conversation]');
+  await others.first().waitFor({ timeout: 10000 });
+  await others.first().click();
+  await boss.locator('#thread-status', { hasText: 'Assigned to Dora' }).waitFor();
+  await boss.locator('#transfer-box').waitFor({ state: 'visible' });
+  assert.equal(await boss.locator('#transfer-to option', { hasText: 'Dora (' }).count(), 0, 'not to its own agent');
+  await boss.locator('#transfer-to option', { hasText: 'Ed (online' }).waitFor({ state: 'attached' });
+  await boss.locator('#transfer-to').selectOption({ label: await boss.locator('#transfer-to option', { hasText: 'Ed (online' }).textContent() });
+  await boss.locator('#transfer').click();
+  await e.locator('#mine-list [data-conversation]').first().waitFor({ timeout: 10000 });
+  await d.locator('#mine-list [data-conversation]').waitFor({ state: 'detached', timeout: 10000 });
+  await boss.locator('#thread-status', { hasText: 'Assigned to Ed' }).waitFor();
+
+  await shot(boss, 'console-admin-transfer');
+  for (const s of seen) assert.deepEqual(s.errors, []);
+  for (const c of ctxs) await c.close();
+});

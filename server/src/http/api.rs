@@ -5,7 +5,7 @@ use super::conn::ConnInfo;
 use super::throttle::LoginThrottle;
 use super::{ApiError, AppState};
 use crate::hub::accounts::{AgentChanges, NewAgent};
-use crate::hub::{now_ms, Actor};
+use crate::hub::{now_ms, Actor, HubError};
 use crate::metrics::StatusLabel;
 use crate::store::Customer;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -115,7 +115,8 @@ pub(super) struct Login {
 
 /// Checks the password unless this email or this address has failed too
 /// often lately (see `throttle`): then 429 with `Retry-After`, before any
-/// hashing.
+/// hashing. A wrong email or password is 401; the right password of a
+/// disabled account is 403 `forbidden` "account disabled".
 pub(super) async fn login(
     State(app): State<AppState>,
     Extension(throttle): Extension<Arc<LoginThrottle>>,
@@ -128,11 +129,16 @@ pub(super) async fn login(
         Ok(attempt) => attempt,
         Err(wait) => return Ok(too_many_logins(wait)),
     };
-    let (token, expires_at, agent) = app
-        .hub
-        .login(&l.email, &l.password)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::Unauthorized, "wrong email or password"))?;
+    let (token, expires_at, agent) =
+        app.hub
+            .login(&l.email, &l.password)
+            .await
+            .map_err(|e| match e {
+                HubError::Unauthorized => {
+                    ApiError::new(ErrorCode::Unauthorized, "wrong email or password")
+                }
+                other => ApiError::from(other),
+            })?;
     attempt.succeeded();
     Ok(
         Json(json!({ "token": token, "expires_at": expires_at, "agent": agent.view() }))
@@ -501,6 +507,24 @@ pub(super) async fn update_agent(
     let keep = (me.agent_id() == Some(AgentId(id))).then_some(my_token.as_str());
     let agent = app.hub.update_agent(AgentId(id), changes, keep).await?;
     Ok(Json(agent.view()))
+}
+
+/// Deletes an account (`invalid_state` for your own, and for the last
+/// enabled admin): its tokens are revoked, its sessions closed (4503), its
+/// open conversations requeued as when it is disabled.
+pub(super) async fn delete_agent(
+    State(app): State<AppState>,
+    Admin(me, _): Admin,
+    Path(id): Path<u64>,
+) -> ApiResult<StatusCode> {
+    if me.agent_id() == Some(AgentId(id)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidState,
+            "you cannot delete yourself",
+        ));
+    }
+    app.hub.delete_agent(AgentId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- dashboard ----

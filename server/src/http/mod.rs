@@ -76,7 +76,10 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/api/conversations", get(api::list_conversations))
         .route("/api/conversations/{id}", get(api::get_conversation))
         .route("/api/agents", get(api::list_agents).post(api::create_agent))
-        .route("/api/agents/{id}", axum::routing::patch(api::update_agent))
+        .route(
+            "/api/agents/{id}",
+            axum::routing::patch(api::update_agent).delete(api::delete_agent),
+        )
         .route("/api/stats", get(api::stats))
         .route(
             "/api/nlp/knowledge",

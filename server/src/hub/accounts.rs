@@ -100,8 +100,11 @@ fn check_password(p: &str) -> Result<()> {
 
 impl Hub {
     /// Checks an email and password; returns a new bearer token, its expiry and the agent.
+    /// A wrong email or password is [`HubError::Unauthorized`]; the right
+    /// password of a disabled account is [`HubError::Forbidden`] (it reveals
+    /// nothing to someone without the password).
     pub async fn login(&self, email: &str, password: &str) -> Result<(String, u64, AgentRecord)> {
-        let agent = self.store().agent_by_email(email)?.filter(|a| !a.disabled);
+        let agent = self.store().agent_by_email(email)?;
         // Verify against a dummy hash when the email is unknown, so timing does not tell.
         let phc = agent.as_ref().map(|a| a.password_hash.clone());
         let password = password.to_string();
@@ -112,6 +115,9 @@ impl Hub {
         .await
         .ok_or(HubError::Busy(PASSWORDS_BUSY))?;
         let agent = agent.filter(|_| ok).ok_or(HubError::Unauthorized)?;
+        if agent.disabled {
+            return Err(HubError::Forbidden(ACCOUNT_DISABLED));
+        }
         let (token, hash) = auth::new_bearer_token();
         let ttl = u64::try_from(self.config().agent_token_ttl.as_millis()).unwrap_or(u64::MAX);
         let expires_at = now_ms().saturating_add(ttl);
@@ -128,7 +134,10 @@ impl Hub {
         &self.shared.token_sessions
     }
 
-    /// The agent a bearer token belongs to, if it is valid, unexpired and the account enabled.
+    /// The agent a bearer token belongs to, if it is valid, unexpired and the
+    /// account enabled. An unknown, expired or revoked token, or one whose
+    /// account was removed, is [`HubError::Unauthorized`] (sign in again); a
+    /// live token of a disabled account is [`HubError::Forbidden`].
     pub fn authenticate(&self, token: &str) -> Result<Actor> {
         self.authenticate_token(token).map(|(actor, _)| actor)
     }
@@ -145,8 +154,10 @@ impl Hub {
         let agent = self
             .store()
             .agent(record.agent_id)?
-            .filter(|a| !a.disabled)
             .ok_or(HubError::Unauthorized)?;
+        if agent.disabled {
+            return Err(HubError::Forbidden(ACCOUNT_DISABLED));
+        }
         Ok((Actor::agent(agent.id, &agent.name, agent.role), record))
     }
 
@@ -169,8 +180,11 @@ impl Hub {
         match self.authenticate(token) {
             Ok(actor) => Ok(actor),
             Err(e) => {
-                self.token_sessions()
-                    .close(|h, _| *h == hash, close::UNAUTHORIZED);
+                let code = match e {
+                    HubError::Forbidden(_) => close::FORBIDDEN,
+                    _ => close::UNAUTHORIZED,
+                };
+                self.token_sessions().close(|h, _| *h == hash, code);
                 Err(e)
             }
         }
@@ -241,8 +255,12 @@ impl Hub {
     /// anyone). A new password revokes the account's tokens (but
     /// `keep`, the token of an admin changing their own) and closes the
     /// sessions opened with them. A new role closes the account's sessions
-    /// with 1012 so they reconnect under it. Disabling revokes every token,
-    /// closes every session and sends its open conversations back to the queue.
+    /// with 1012 so they reconnect under it. Disabling closes every session
+    /// (4503) and sends its open conversations back to the queue; its tokens
+    /// stay on record so that they are refused as "account disabled" (403,
+    /// 4503) rather than as unknown, and enabling revokes them: nothing signed
+    /// in before the account was disabled works again. The last enabled admin
+    /// cannot be disabled or demoted (`invalid_state`).
     pub async fn update_agent(
         &self,
         id: AgentId,
@@ -250,6 +268,7 @@ impl Hub {
         keep: Option<&str>,
     ) -> Result<AgentRecord> {
         let mut record = self.store().agent(id)?.ok_or(HubError::NotFound)?;
+        let was_admin = is_enabled_admin(&record);
         if let Some(teams) = changes.teams {
             record.teams = super::teams::check_teams(teams)?;
         }
@@ -274,15 +293,19 @@ impl Hub {
             record.capacity = c;
         }
         let disabling = changes.disabled == Some(true) && !record.disabled;
+        let enabling = changes.disabled == Some(false) && record.disabled;
         record.disabled = changes.disabled.unwrap_or(record.disabled);
         let permit = self.reserve().await?;
         let mut commit = Commit::default();
         {
+            // Under the routing lock, so that two changes cannot each leave the other as the last admin.
             let mut routing = self.routing();
+            if was_admin && !is_enabled_admin(&record) {
+                self.check_another_admin(id)?;
+            }
             self.store().put_agent(&record)?;
             if record.disabled {
-                let orphans = routing.remove_agent(id);
-                self.requeue(&mut routing, orphans, &mut commit)?;
+                self.withdraw(&mut routing, id, &mut commit)?;
             } else {
                 routing.upsert_agent(&record);
                 if let Some(p) = routing.presence(id) {
@@ -292,8 +315,9 @@ impl Hub {
             }
         }
         if disabling {
-            self.store().revoke_agent_tokens(id)?;
-            self.broker().kill(Participant::Agent(id), close::FORBIDDEN);
+            self.close_agent_sessions(id, close::FORBIDDEN);
+        } else if enabling {
+            self.revoke_tokens_but(id, None)?;
         } else if changes.password.is_some() {
             self.revoke_tokens_but(id, keep)?;
         }
@@ -302,6 +326,60 @@ impl Hub {
             self.broker().kill(Participant::Agent(id), SERVICE_RESTART);
         }
         Ok(record)
+    }
+
+    /// Closes every session of an agent with `code`: those that have joined,
+    /// and those still between their hello's token check and joining.
+    fn close_agent_sessions(&self, id: AgentId, code: u16) {
+        self.broker().kill(Participant::Agent(id), code);
+        self.token_sessions().close(|_, w| w.agent == id, code);
+    }
+
+    /// Deletes an account: revokes its tokens, closes its sessions (4503),
+    /// and sends its open conversations back to the queue the way disabling
+    /// does. The last enabled admin cannot be deleted (`invalid_state`).
+    pub async fn delete_agent(&self, id: AgentId) -> Result<AgentRecord> {
+        let permit = self.reserve().await?;
+        let mut commit = Commit::default();
+        let record = {
+            let mut routing = self.routing();
+            let record = self.store().agent(id)?.ok_or(HubError::NotFound)?;
+            if is_enabled_admin(&record) {
+                self.check_another_admin(id)?;
+            }
+            self.store().delete_agent(&record)?;
+            self.withdraw(&mut routing, id, &mut commit)?;
+            record
+        };
+        self.close_agent_sessions(id, close::FORBIDDEN);
+        self.sync(permit, commit).await?;
+        Ok(record)
+    }
+
+    /// Refuses to leave the server without an enabled admin (nobody could
+    /// manage accounts any more) when `leaving` stops being one.
+    fn check_another_admin(&self, leaving: AgentId) -> Result<()> {
+        let agents = self.store().agents()?;
+        if agents
+            .iter()
+            .any(|a| a.id != leaving && is_enabled_admin(a))
+        {
+            Ok(())
+        } else {
+            Err(HubError::InvalidState(LAST_ADMIN))
+        }
+    }
+
+    /// Takes an agent out of routing (disabled or deleted) and sends their
+    /// open conversations back to the queue.
+    fn withdraw(
+        &self,
+        routing: &mut super::routing::Routing,
+        id: AgentId,
+        commit: &mut Commit,
+    ) -> Result<()> {
+        let orphans = routing.remove_agent(id);
+        self.requeue(routing, orphans, commit)
     }
 
     fn requeue(
@@ -362,6 +440,19 @@ impl Hub {
             .kill(Participant::Visitor(id), close::UNAUTHORIZED);
         self.sync(permit, commit).await
     }
+}
+
+/// Why a disabled account's login, token or hello is refused (403, close 4503).
+pub const ACCOUNT_DISABLED: &str = "account disabled";
+
+/// Why a deleted account's live sessions are closed (4503).
+pub const ACCOUNT_DELETED: &str = "account deleted";
+
+/// Why the last enabled admin cannot be disabled, demoted or deleted.
+pub const LAST_ADMIN: &str = "the last enabled admin cannot be disabled, demoted or deleted";
+
+fn is_enabled_admin(a: &AgentRecord) -> bool {
+    a.role == Role::Admin && !a.disabled
 }
 
 /// The answer when the password thread's queue is full.

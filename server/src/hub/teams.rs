@@ -37,10 +37,12 @@ pub fn check_teams(teams: Vec<String>) -> Result<Vec<String>> {
 }
 
 impl Hub {
-    /// Moves a conversation to `team`: it leaves its agent and goes to another
-    /// member of the team with room (by the routing rule, the sender passed
-    /// over), or waits in the queue for one. Allowed to the assigned agent or
-    /// an admin, or to any agent while the conversation is waiting.
+    /// Moves a conversation to `team`: it leaves its agent (or the bot) and
+    /// goes to another member of the team with room (by the routing rule, the
+    /// sender passed over), or waits in the queue for one. Allowed to the
+    /// assigned agent or an admin, or to any agent while the conversation is
+    /// waiting (queued, or with the bot: as with `claim` and `close`), so an
+    /// admin may move any open conversation.
     pub async fn transfer_to_team(
         &self,
         actor: &Actor,
@@ -59,10 +61,12 @@ impl Hub {
             let mut st = self.conversation(id)?;
             match st.record.status {
                 ConversationStatus::Assigned => Self::authorize_write(actor, &st.record)?,
-                ConversationStatus::Queued => Self::authorize_read(actor, &st.record)?,
-                _ => {
+                ConversationStatus::Queued | ConversationStatus::Bot => {
+                    Self::authorize_read(actor, &st.record)?
+                }
+                ConversationStatus::Closed => {
                     return Err(HubError::InvalidState(
-                        "only an assigned or waiting conversation can move to a team",
+                        "a closed conversation cannot move to a team",
                     ))
                 }
             }
@@ -76,6 +80,8 @@ impl Hub {
             if let Some(f) = from {
                 routing.release(id, f);
             }
+            // Out of the bot's hands, as on a hand-off.
+            st.record.bot_answers_in_a_row = 0;
             if st.record.team.as_deref() != Some(team.as_str()) {
                 self.store().put_conversation_team(id, Some(&team))?;
                 st.record.team = Some(team);

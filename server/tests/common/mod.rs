@@ -429,15 +429,22 @@ impl Client {
 
     /// Waits for the server to close; returns the close code.
     pub async fn closed(&mut self) -> u16 {
+        self.closed_with_reason().await.0
+    }
+
+    /// Waits for the server to close; returns the close code and reason.
+    pub async fn closed_with_reason(&mut self) -> (u16, String) {
         // One deadline for the whole wait: pings (or other frames) arriving
         // meanwhile must not keep a test waiting for a close that never comes.
         let wait = async {
             loop {
                 match self.ws.next().await {
-                    Some(Ok(Ws::Close(Some(c)))) => return u16::from(c.code),
-                    Some(Ok(Ws::Close(None))) | None => return 1005,
+                    Some(Ok(Ws::Close(Some(c)))) => {
+                        return (u16::from(c.code), c.reason.as_str().to_string())
+                    }
+                    Some(Ok(Ws::Close(None))) | None => return (1005, String::new()),
                     Some(Ok(_)) => continue,
-                    Some(Err(_)) => return 1006,
+                    Some(Err(_)) => return (1006, String::new()),
                 }
             }
         };

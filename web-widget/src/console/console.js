@@ -201,7 +201,7 @@
         if (this.ws !== ws) return;
         this.ws = null;
         this.welcomed = false;
-        onClosed(ev.code);
+        onClosed(ev.code, ev.reason);
       };
     },
     send(frame) {
@@ -242,9 +242,9 @@
     return seq;
   }
 
-  function onClosed(code) {
+  function onClosed(code, reason) {
     if (code === 4501) return signOut('Your session has expired. Please sign in again.');
-    if (code === 4503) return signOut('This account has been disabled.');
+    if (code === 4503) return signOut(reason === 'account deleted' ? 'This account has been deleted.' : 'This account has been disabled.');
     if (shouldReconnect(code)) {
       banner('Connection lost. Reconnecting…');
       conn.retryLater();
@@ -316,6 +316,7 @@
     renderMe();
     renderLists();
     loadClosed();
+    loadOthers();
     const sel = state.selected || load('selected');
     if (sel && state.convs.has(sel)) select(sel);
     else if (state.selected) renderThread();
@@ -548,6 +549,22 @@
     }
   }
 
+  /** Admins: the conversations assigned to other agents (the welcome has only one's own); events keep them current. */
+  async function loadOthers() {
+    if (!isAdmin()) return;
+    try {
+      const data = await api('GET', '/api/conversations?status=assigned&limit=200');
+      for (const c of data.conversations || []) if (!state.convs.has(c.id)) mergeConv(c);
+      renderLists();
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+    }
+  }
+
+  function isAdmin() {
+    return !!state.me && state.me.role === 'admin';
+  }
+
   async function select(id) {
     state.selected = id;
     save('selected', id);
@@ -663,6 +680,15 @@
       .filter((c) => c.agent_id === meId && c.status !== 'closed' && c.status !== 'queued')
       .sort((a, b) => b.updated_at - a.updated_at);
     const bot = all.filter((c) => c.status === 'bot').sort((a, b) => b.updated_at - a.updated_at);
+    // Admins see (and may transfer) every open conversation, so they get the others' too.
+    const admin = isAdmin();
+    const others = admin
+      ? all.filter((c) => c.status === 'assigned' && c.agent_id !== meId).sort((a, b) => b.updated_at - a.updated_at)
+      : [];
+    $('others-head').hidden = !admin;
+    $('others-list').hidden = !admin;
+    $('others-list').replaceChildren(...others.map((c) => convItem(c, false)));
+    $('others-count').textContent = String(others.length);
     const closed = all
       .filter((c) => c.status === 'closed' && c.agent_id === meId)
       .sort((a, b) => b.updated_at - a.updated_at)
@@ -755,9 +781,8 @@
       rating.setAttribute('data-score', String(c.rating.score));
     }
     $('claim').hidden = c.status !== 'queued' && c.status !== 'bot';
-    $('transfer-box').hidden = !(mine && c.status === 'assigned');
-    $('close-conv').hidden = c.status === 'closed' || c.status === 'queued' ? true : !mine;
     renderTransferOptions();
+    $('close-conv').hidden = c.status === 'closed' || c.status === 'queued' ? true : !mine;
 
     const log = $('thread-log');
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
@@ -877,25 +902,50 @@
     el.textContent = t ? `${t.name || 'Visitor'} is typing…` : '';
   }
 
-  /** Agents (online with a free slot: the server refuses the others) and teams to hand over to. */
+  /**
+   * Where the selected conversation may go, as the server allows it (hub
+   * `transfer`, `transfer_to_team`): an assigned one, by its agent or an
+   * admin, to another agent or to a team; a waiting one (queued, or with the
+   * bot), by anyone, to a team (a transfer to an agent needs an assigned one:
+   * claim it first).
+   */
+  function transferKinds(c) {
+    if (!c || !state.me) return { agents: false, teams: false };
+    if (c.status === 'assigned') {
+      const may = c.agent_id === state.me.id || isAdmin();
+      return { agents: may, teams: may };
+    }
+    return { agents: false, teams: c.status === 'queued' || c.status === 'bot' };
+  }
+
+  /**
+   * Fills the transfer select for the selected conversation: agents (online
+   * with a free slot: the server refuses the others; not its current agent)
+   * and teams; the control shows only when there is somewhere to go.
+   */
   function renderTransferOptions() {
     const sel = $('transfer-to');
     const current = sel.value;
+    const c = state.selected ? state.convs.get(state.selected) : null;
+    // Nothing selected (the control is not on screen): everything, as a start.
+    const kinds = c ? transferKinds(c) : { agents: true, teams: true };
+    const holder = c ? c.agent_id : state.me && state.me.id;
     const agents = [...state.presence.values()]
-      .filter((p) => !state.me || p.agent_id !== state.me.id)
+      .filter((p) => kinds.agents && p.agent_id !== holder)
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((p) => h('option', { value: 'agent:' + p.agent_id, disabled: p.status !== 'online' || p.active >= p.capacity }, `${p.name} (${p.status}, ${p.active}/${p.capacity})`));
     const teams = [...new Set([...state.presence.values()].flatMap((p) => p.teams || []))].sort();
-    const teamOptions = teams.map((t) => {
+    const teamOptions = (kinds.teams ? teams : []).map((t) => {
       const online = [...state.presence.values()].filter((p) => p.status === 'online' && (p.teams || []).includes(t)).length;
       return h('option', { value: 'team:' + t }, `Team ${t} (${online} online)`);
     });
     sel.replaceChildren(
-      h('option', { value: '' }, 'Transfer to…'),
-      h('optgroup', { label: 'Agents' }, ...agents),
+      h('option', { value: '' }, kinds.agents ? 'Transfer to…' : 'Move to a team…'),
+      kinds.agents ? h('optgroup', { label: 'Agents' }, ...agents) : null,
       teamOptions.length ? h('optgroup', { label: 'Teams' }, ...teamOptions) : null,
     );
     sel.value = [...sel.options].some((o) => o.value === current) ? current : '';
+    $('transfer-box').hidden = !(kinds.agents || teamOptions.length > 0);
   }
 
   /** The transfer the select asks for, as a client frame (null: nothing picked). */
@@ -1221,6 +1271,7 @@
           h('span', { class: 'load' }, `${p.status} · ${p.active}/${p.capacity}`),
         );
         if (admin) li.append(teamsForm(p));
+        if (admin && (!state.me || p.agent_id !== state.me.id)) li.append(deleteAgentButton(p));
         return li;
       });
     list.replaceChildren(...(items.length ? items : [h('li', { class: 'muted' }, 'No agents')]));
@@ -1250,6 +1301,25 @@
       }
     });
     return form;
+  }
+
+  /** Admins: deletes another agent (DELETE /api/agents/{id}) after a confirm; their open conversations go back to the queue. */
+  function deleteAgentButton(p) {
+    const button = h('button', { class: 'btn danger', type: 'button', 'aria-label': `Delete ${p.name}` }, 'Delete');
+    button.addEventListener('click', async () => {
+      if (!confirm(`Delete ${p.name}? They are signed out at once and their open conversations go back to the queue. This cannot be undone.`)) return;
+      try {
+        await api('DELETE', `/api/agents/${p.agent_id}`);
+        state.presence.delete(p.agent_id);
+        toast(`${p.name} deleted.`);
+        renderTeam();
+        renderTransferOptions();
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        toast(`Could not delete ${p.name}: ${err.message}`);
+      }
+    });
+    return button;
   }
 
   let statsTimer = 0;
@@ -1321,7 +1391,8 @@
       if (!(err instanceof ApiError)) {
         showLogin('Cannot reach the server.');
       } else {
-        showLogin(err.status === 401 ? 'Wrong email or password.' : err.message);
+        const why = { 401: 'Wrong email or password.', 403: 'This account has been disabled.' }[err.status];
+        showLogin(why || err.message);
       }
     } finally {
       button.disabled = false;
