@@ -383,3 +383,46 @@ async fn teams_and_a_waiting_conversations_team_survive_a_restart() {
     assert_eq!(taken.conversation.agent_id, Some(AgentId(olga)));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_hands_a_waiting_conversation_to_a_named_agent_and_an_agent_cannot() {
+    let temp = tempfile::tempdir().unwrap();
+    let s = TestServer::start_with(bot_config(temp.path())).await;
+    let (ann, ann_token) = s.agent_account("ann@shop.test", 5).await;
+    let (bob, bob_token) = s.agent_account("bob@shop.test", 5).await;
+    let admin_token = s.admin_token().await;
+    let (mut ann_ws, _) = Client::agent(&s.ws_url(), Encoding::Json, &ann_token, vec![]).await;
+    let (mut bob_ws, _) = Client::agent(&s.ws_url(), Encoding::Json, &bob_token, vec![]).await;
+    let (mut admin_ws, _) = Client::agent(&s.ws_url(), Encoding::Json, &admin_token, vec![]).await;
+    let (mut v, _) = Client::visitor(&s.ws_url(), Encoding::Json, None, vec![]).await;
+    let (conv, _) = v.say("1", None, "Where is my order SB-10442?").await;
+    let created = event_about(&mut ann_ws, conv, Ev::Created).await;
+    assert_eq!(created.conversation.status, ConversationStatus::Bot);
+    let transfer = |to| {
+        ClientMessage::Transfer(Transfer {
+            conversation_id: conv,
+            to_agent: AgentId(to),
+        })
+    };
+    // Bob may take it himself (claim), not hand it to Ann.
+    bob_ws.send(transfer(ann)).await;
+    assert_eq!(bob_ws.error().await.code, ErrorCode::Forbidden);
+    // An admin may: Ann gets it, the bot lets go.
+    admin_ws.send(transfer(ann)).await;
+    let assigned = event_about(&mut ann_ws, conv, Ev::Assigned).await;
+    assert_eq!(
+        (assigned.conversation.status, assigned.conversation.agent_id),
+        (ConversationStatus::Assigned, Some(AgentId(ann)))
+    );
+    assert_eq!(
+        assigned.by.map(|b| b.kind),
+        Some(switchboard_protocol::model::AuthorKind::Agent)
+    );
+    v.say("2", Some(conv), "Where is my order SB-10442?").await;
+    ann_ws.message("Where is my order SB-10442?").await;
+    // Assigned now: handing it to Bob is an ordinary transfer.
+    admin_ws.send(transfer(bob)).await;
+    let moved = event_about(&mut bob_ws, conv, Ev::Transferred).await;
+    assert_eq!(moved.from_agent, Some(AgentId(ann)));
+    s.stop().await;
+}

@@ -301,9 +301,9 @@ test('an admin moves any open conversation: one with the bot to a team, another 
   await withBot.first().waitFor({ timeout: 15000 });
   await withBot.first().click();
   await boss.locator('#thread-main').waitFor({ state: 'visible' });
-  // A waiting conversation moves to a team (an agent needs it claimed first).
+  // A waiting conversation moves to a team, or (for an admin) to an agent.
   await boss.locator('#transfer-box').waitFor({ state: 'visible' });
-  assert.equal(await boss.locator('#transfer-to option[value^="agent:"]').count(), 0);
+  await boss.locator('#transfer-to option', { hasText: 'Ed (online' }).waitFor({ state: 'attached' });
   await boss.locator('#transfer-to').selectOption('team:returns');
   await boss.locator('#transfer').click();
   await d.locator('#mine-list [data-conversation] .team-chip', { hasText: 'returns' }).waitFor({ timeout: 10000 });
@@ -321,6 +321,9 @@ test('an admin moves any open conversation: one with the bot to a team, another 
   await e.locator('#mine-list [data-conversation]').first().waitFor({ timeout: 10000 });
   await d.locator('#mine-list [data-conversation]').waitFor({ state: 'detached', timeout: 10000 });
   await boss.locator('#thread-status', { hasText: 'Assigned to Ed' }).waitFor();
+  // The admin may also answer in it and close it.
+  await boss.locator('#composer').waitFor({ state: 'visible' });
+  assert.equal(await boss.locator('#close-conv').isHidden(), false);
 
   await shot(boss, 'console-admin-transfer');
   for (const s of seen) assert.deepEqual(s.errors, []);

@@ -489,7 +489,8 @@ impl Hub {
         Ok(())
     }
 
-    /// Hands a conversation to another agent, who must be online with a free slot.
+    /// Hands a conversation to another agent, who must be online with a free
+    /// slot: an assigned one (its agent or an admin), or a waiting one (an admin).
     pub async fn transfer(&self, actor: &Actor, id: ConversationId, to: AgentId) -> Result<()> {
         actor
             .agent_id()
@@ -500,15 +501,24 @@ impl Hub {
         if routing.agent(to).is_none() {
             return Err(HubError::NotFound);
         }
+        let mut was_waiting = false;
         {
             let mut st = self.conversation(id)?;
             Self::authorize_write(actor, &st.record)?;
-            if st.record.status != ConversationStatus::Assigned {
-                return Err(HubError::InvalidState(
-                    "only an assigned conversation can be transferred",
-                ));
+            match st.record.status {
+                ConversationStatus::Assigned => {}
+                // Waiting (queued, or with the bot): an admin may hand it to
+                // someone, as agents claim it for themselves.
+                ConversationStatus::Queued | ConversationStatus::Bot if actor.is_admin() => {
+                    was_waiting = true;
+                }
+                _ => {
+                    return Err(HubError::InvalidState(
+                        "only an assigned conversation can be transferred (an admin may also assign a waiting one)",
+                    ))
+                }
             }
-            let from = st.record.agent_id;
+            let from = st.record.agent_id.filter(|_| !was_waiting);
             if from == Some(to) {
                 return Err(HubError::InvalidState(
                     "the conversation is already with that agent",
@@ -518,14 +528,29 @@ impl Hub {
             if let Some(f) = from {
                 routing.release(id, f);
             }
+            routing.remove_from_queue(id);
             routing.assign(id, to);
-            st.record.agent_id = Some(to);
-            st.record.updated_at = now_ms();
+            let r = &mut st.record;
+            r.agent_id = Some(to);
+            r.status = ConversationStatus::Assigned;
+            r.queued_at = None;
+            r.bot_answers_in_a_row = 0;
+            r.updated_at = now_ms();
             self.store().put_conversation(&st.record)?;
-            commit.deliver_all(
-                watchers(&st.record),
-                self.transferred(&st, actor, from, None),
-            );
+            let event = if was_waiting {
+                self.event(
+                    &st,
+                    ConversationEventKind::Assigned,
+                    Some(actor.author()),
+                    None,
+                )
+            } else {
+                self.transferred(&st, actor, from, None)
+            };
+            commit.deliver_all(watchers(&st.record), event);
+        }
+        if was_waiting {
+            self.announce_queue(&routing, &mut commit);
         }
         self.drain_queue(&mut routing, &mut commit)?;
         Hub::send(permit, commit);

@@ -782,7 +782,9 @@
     }
     $('claim').hidden = c.status !== 'queued' && c.status !== 'bot';
     renderTransferOptions();
-    $('close-conv').hidden = c.status === 'closed' || c.status === 'queued' ? true : !mine;
+    // An admin may write into and close any assigned conversation (the server allows it).
+    const mayWrite = mine || (isAdmin() && c.status === 'assigned');
+    $('close-conv').hidden = c.status === 'closed' || c.status === 'queued' ? true : !mayWrite;
 
     const log = $('thread-log');
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
@@ -810,7 +812,7 @@
     else if (scroll === 'bottom' || atBottom) log.scrollTop = log.scrollHeight;
 
     const note = $('composer-note');
-    const canWrite = mine && c.status !== 'closed';
+    const canWrite = mayWrite && c.status !== 'closed';
     $('composer').hidden = !canWrite;
     note.hidden = canWrite;
     note.textContent =
@@ -906,8 +908,8 @@
    * Where the selected conversation may go, as the server allows it (hub
    * `transfer`, `transfer_to_team`): an assigned one, by its agent or an
    * admin, to another agent or to a team; a waiting one (queued, or with the
-   * bot), by anyone, to a team (a transfer to an agent needs an assigned one:
-   * claim it first).
+   * bot), by anyone to a team, and by an admin to an agent too (other agents
+   * claim it for themselves).
    */
   function transferKinds(c) {
     if (!c || !state.me) return { agents: false, teams: false };
@@ -915,7 +917,8 @@
       const may = c.agent_id === state.me.id || isAdmin();
       return { agents: may, teams: may };
     }
-    return { agents: false, teams: c.status === 'queued' || c.status === 'bot' };
+    const waiting = c.status === 'queued' || c.status === 'bot';
+    return { agents: waiting && isAdmin(), teams: waiting };
   }
 
   /**
