@@ -7,7 +7,10 @@
 //! ("warm"), then with a buffer streamed between calls ("cold"), and each
 //! stage is also timed on its own so the profile says where the time goes.
 //!
-//! `cargo run --release -p switchboard-nlp --example cold_pipeline -- [--messages 4000] [--cool-mib 4] [--rounds 3]`
+//! `cargo run --release -p switchboard-nlp --example cold_pipeline -- [--messages 4000] [--cool-mib 4] [--rounds 3] [--text TEXT]`
+//!
+//! `--text` times one message instead (4 000 times), e.g. the load test's
+//! `"and what about the colour, is the blue one any good? and what ab"`.
 
 #[path = "../benches/common/messages.rs"]
 mod messages;
@@ -75,10 +78,13 @@ fn main() -> anyhow::Result<()> {
             (e.text, chinese)
         })
         .collect();
-    let texts = messages::distinct_messages(&examples, count);
+    let texts = match args.iter().position(|a| a == "--text") {
+        Some(i) => vec![args.get(i + 1).cloned().unwrap_or_default(); count],
+        None => messages::distinct_messages(&examples, count),
+    };
     let bytes: usize = texts.iter().map(String::len).sum();
     println!(
-        "{} distinct messages, {:.0} bytes on average; cooling {} MiB between cold calls",
+        "{} messages, {:.0} bytes on average; cooling {} MiB between cold calls",
         texts.len(),
         bytes as f64 / texts.len().max(1) as f64,
         buf.len() >> 20
