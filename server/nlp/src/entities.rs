@@ -5,9 +5,10 @@
 //! Kinds are looked for in a fixed order (email, URL, order number, money,
 //! date, phone) and a later match that overlaps an earlier one is dropped, so
 //! an order number is never also read as a phone number. Each detector is
-//! guarded by a cheap byte check so a message without `@`, digits or `http`
-//! costs almost nothing: only the pattern of words like "tomorrow" runs on
-//! it, and only when the message holds one of their letters' starts. Phone
+//! guarded by a cheap check so a message without `@`, digits or `http`
+//! costs almost nothing: each date pattern runs only when the text holds
+//! what it cannot match without (a digit and `-`, `/` or `月`, a month's
+//! first letters, a relative day such as "tomorrow"; see `Needs`). Phone
 //! candidates are confirmed with `phonenumber` (libphonenumber's metadata,
 //! which allocates and runs regexes per region tried), and only when they do
 //! not overlap an entity already found, whose place they could not take.

@@ -15,7 +15,7 @@
 //! words looked up in a copy of its lexicon's words (`data/vader_words.txt`):
 //! without one, VADER does not run; with some, it reads only the stretch
 //! from three words before the first to three after the last, when what it
-//! leaves out cannot change the score (see [`vader_span`]).
+//! leaves out cannot change the score (see `vader_span`).
 
 use crate::tokens::{Token, TokenKind};
 use std::collections::{HashMap, HashSet};
