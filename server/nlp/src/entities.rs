@@ -5,9 +5,13 @@
 //! Kinds are looked for in a fixed order (email, URL, order number, money,
 //! date, phone) and a later match that overlaps an earlier one is dropped, so
 //! an order number is never also read as a phone number. Each detector is
-//! guarded by a cheap byte check so a message without `@`, digits or `http`
-//! costs almost nothing. Phone candidates are confirmed with `phonenumber`
-//! (libphonenumber's metadata) and given in E.164.
+//! guarded by a cheap check so a message without `@`, digits or `http`
+//! costs almost nothing: each date pattern runs only when the text holds
+//! what it cannot match without (a digit and `-`, `/` or `月`, a month's
+//! first letters, a relative day such as "tomorrow"; see `Needs`). Phone
+//! candidates are confirmed with `phonenumber` (libphonenumber's metadata,
+//! which allocates and runs regexes per region tried), and only when they do
+//! not overlap an entity already found, whose place they could not take.
 
 use crate::error::Result;
 use phonenumber::country;
@@ -46,9 +50,18 @@ pub struct EntityExtractor {
     url: Regex,
     orders: Vec<Regex>,
     money: Regex,
-    dates: Vec<(Regex, DateForm)>,
+    dates: Vec<DatePattern>,
     phone: Regex,
     regions: Vec<country::Id>,
+}
+
+/// A date pattern, how its match becomes a value, and what a text must hold
+/// for the pattern to have a chance (checked first, because most messages
+/// hold no date and the patterns are case-insensitive Unicode regexes).
+struct DatePattern {
+    re: Regex,
+    form: DateForm,
+    needs: Needs,
 }
 
 #[derive(Clone, Copy)]
@@ -56,6 +69,32 @@ enum DateForm {
     Iso,
     Chinese,
     AsWritten,
+}
+
+/// What a date pattern cannot match without.
+#[derive(Clone, Copy)]
+enum Needs {
+    /// An ASCII digit and this character (`2024-03-05`, `3月5日`).
+    AsciiDigitAnd(char),
+    /// A digit of any script and a `/` (`12/03`).
+    DigitAndSlash,
+    /// A digit of any script and a month's first three letters (`March 3rd`).
+    DigitAndMonth,
+    /// The start of one of the relative days (`tomorrow`, `下周`).
+    DayWord,
+}
+
+impl Needs {
+    /// False only when `text` cannot match. `has_digit`: an ASCII digit;
+    /// `has_any_digit`: a digit of any script, which `\d` matches.
+    fn may_match(self, text: &str, has_digit: bool, has_any_digit: bool) -> bool {
+        match self {
+            Needs::AsciiDigitAnd(c) => has_digit && text.contains(c),
+            Needs::DigitAndSlash => has_any_digit && text.contains('/'),
+            Needs::DigitAndMonth => has_any_digit && may_hold_any(text, &MONTHS),
+            Needs::DayWord => may_hold_any(text, &DAY_WORDS),
+        }
+    }
 }
 
 impl EntityExtractor {
@@ -87,7 +126,16 @@ impl EntityExtractor {
 
     /// All entities of `text`, in order of position.
     pub fn extract(&self, text: &str) -> Vec<Entity> {
+        self.extract_gated(text, true)
+    }
+
+    /// [`EntityExtractor::extract`]; without `date_gates` every date pattern
+    /// runs (the tests check that the gates change nothing).
+    fn extract_gated(&self, text: &str, date_gates: bool) -> Vec<Entity> {
         let mut found: Vec<Entity> = Vec::new();
+        // ASCII digits gate the kinds that have always needed them; `\d` in
+        // the date patterns also matches other scripts' digits, which
+        // `char::is_numeric` covers.
         let has_digit = text.bytes().any(|b| b.is_ascii_digit());
         if text.contains('@') {
             self.find_emails(text, &mut found);
@@ -99,7 +147,7 @@ impl EntityExtractor {
             self.find_orders(text, &mut found);
             self.find_money(text, &mut found);
         }
-        self.find_dates(text, has_digit, &mut found);
+        self.find_dates(text, has_digit, date_gates, &mut found);
         if has_digit {
             self.find_phones(text, &mut found);
         }
@@ -163,13 +211,14 @@ impl EntityExtractor {
         }
     }
 
-    fn find_dates(&self, text: &str, has_digit: bool, found: &mut Vec<Entity>) {
-        for (re, form) in &self.dates {
-            if !has_digit && !matches!(form, DateForm::AsWritten) {
+    fn find_dates(&self, text: &str, has_digit: bool, gates: bool, found: &mut Vec<Entity>) {
+        let has_any_digit = has_digit || (!text.is_ascii() && text.chars().any(char::is_numeric));
+        for date in &self.dates {
+            if gates && !date.needs.may_match(text, has_digit, has_any_digit) {
                 continue;
             }
-            for m in re.find_iter(text) {
-                let value = match form {
+            for m in date.re.find_iter(text) {
+                let value = match date.form {
                     DateForm::Iso => m.as_str().to_owned(),
                     DateForm::Chinese => chinese_date(m.as_str()),
                     DateForm::AsWritten => m.as_str().to_lowercase(),
@@ -182,7 +231,7 @@ impl EntityExtractor {
     fn find_phones(&self, text: &str, found: &mut Vec<Entity>) {
         for m in self.phone.find_iter(text) {
             let digits = m.as_str().chars().filter(char::is_ascii_digit).count();
-            if !(7..=15).contains(&digits) {
+            if !(7..=15).contains(&digits) || overlaps(found, m.start(), m.end()) {
                 continue;
             }
             if let Some(e164) = self.parse_phone(m.as_str()) {
@@ -205,12 +254,36 @@ impl EntityExtractor {
     }
 }
 
-/// Adds an entity unless it overlaps one already found.
-fn push(found: &mut Vec<Entity>, kind: &str, value: String, start: usize, end: usize) {
-    if found
+/// True when `start..end` overlaps an entity already found.
+fn overlaps(found: &[Entity], start: usize, end: usize) -> bool {
+    found
         .iter()
         .any(|e| start < to_usize(e.end) && to_usize(e.start) < end)
-    {
+}
+
+/// The months' first three letters: every month name of the date patterns starts so.
+const MONTHS: [&[u8]; 12] = [
+    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+];
+
+/// The starts of the relative days' English words.
+const DAY_WORDS: [&[u8]; 5] = [b"today", b"tomorrow", b"yesterday", b"next ", b"last "];
+
+/// False only when `text` is ASCII and holds none of `words` in any case.
+/// Text with other characters may always match: Chinese words, and letters
+/// that match ASCII ones case-insensitively (the Kelvin sign, the long s).
+fn may_hold_any(text: &str, words: &[&[u8]]) -> bool {
+    !text.is_ascii()
+        || words.iter().any(|w| {
+            text.as_bytes()
+                .windows(w.len())
+                .any(|window| window.eq_ignore_ascii_case(w))
+        })
+}
+
+/// Adds an entity unless it overlaps one already found.
+fn push(found: &mut Vec<Entity>, kind: &str, value: String, start: usize, end: usize) {
+    if overlaps(found, start, end) {
         return;
     }
     let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else {
@@ -251,36 +324,46 @@ fn currency(s: &str) -> &'static str {
     }
 }
 
-fn date_patterns() -> Result<Vec<(Regex, DateForm)>> {
+fn date_patterns() -> Result<Vec<DatePattern>> {
     let month = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)";
+    let pattern = |re: &str, form, needs| -> Result<DatePattern> {
+        Ok(DatePattern {
+            re: Regex::new(re)?,
+            form,
+            needs,
+        })
+    };
     Ok(vec![
-        (Regex::new(r"\b\d{4}-\d{2}-\d{2}\b")?, DateForm::Iso),
-        (
-            Regex::new(r"(?:\d{4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*[日号]")?,
+        pattern(
+            r"\b\d{4}-\d{2}-\d{2}\b",
+            DateForm::Iso,
+            Needs::AsciiDigitAnd('-'),
+        )?,
+        pattern(
+            r"(?:\d{4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*[日号]",
             DateForm::Chinese,
-        ),
-        (
-            Regex::new(r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b")?,
+            Needs::AsciiDigitAnd('月'),
+        )?,
+        pattern(
+            r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b",
             DateForm::AsWritten,
-        ),
-        (
-            Regex::new(&format!(
-                r"(?i)\b{month}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b"
-            ))?,
+            Needs::DigitAndSlash,
+        )?,
+        pattern(
+            &format!(r"(?i)\b{month}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b"),
             DateForm::AsWritten,
-        ),
-        (
-            Regex::new(&format!(
-                r"(?i)\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{month}(?:\s+\d{{4}})?\b"
-            ))?,
+            Needs::DigitAndMonth,
+        )?,
+        pattern(
+            &format!(r"(?i)\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{month}(?:\s+\d{{4}})?\b"),
             DateForm::AsWritten,
-        ),
-        (
-            Regex::new(
-                r"(?i)\b(?:today|tomorrow|yesterday|(?:next|last) (?:week|monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b|今天|明天|昨天|前天|后天|下周|上周",
-            )?,
+            Needs::DigitAndMonth,
+        )?,
+        pattern(
+            r"(?i)\b(?:today|tomorrow|yesterday|(?:next|last) (?:week|monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b|今天|明天|昨天|前天|后天|下周|上周",
             DateForm::AsWritten,
-        ),
+            Needs::DayWord,
+        )?,
     ])
 }
 
@@ -398,6 +481,66 @@ mod tests {
             .unwrap()
             .extract(text);
         assert_eq!(&text[to_usize(e[0].start)..to_usize(e[0].end)], "a@b.cn");
+    }
+
+    #[test]
+    fn gated_patterns_still_match() {
+        has("Can it arrive TOMORROW?", "date", "tomorrow");
+        has("next week", "date", "next week");
+        has("by Last Friday", "date", "last friday");
+        // The Kelvin sign matches `k` case-insensitively.
+        has("next wee\u{212A}", "date", "next week");
+        has("下周到", "date", "下周");
+        // Non-ASCII digits match `\d` in the date patterns.
+        has("since ٣/٤", "date", "٣/٤");
+        // A phone number inside an order number is neither parsed nor kept.
+        assert_eq!(
+            ents("order #4155552671 and call 415 555 2671"),
+            [
+                ("order_number".to_owned(), "4155552671".to_owned()),
+                ("phone".to_owned(), "+14155552671".to_owned())
+            ]
+        );
+        has("on 3 Mar", "date", "3 mar");
+        has("due 2024-03-05", "date", "2024-03-05");
+        assert!(!may_hold_any("where is my order", &DAY_WORDS));
+        assert!(may_hold_any("where is my order?ToDaY", &DAY_WORDS));
+        assert!(may_hold_any("ordered in ſep", &MONTHS));
+    }
+
+    #[test]
+    fn date_gates_change_nothing() {
+        let x = EntityExtractor::new(&EntityConfig::default()).unwrap();
+        let mut texts: Vec<String> = crate::default_examples()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
+        let tails = [
+            " on 2024-03-05",
+            " since 12/03",
+            " ordered on March 3rd, 2024",
+            " the 5th of may",
+            " 3 DEC 2023",
+            " next Monday",
+            " LAST WEEK",
+            " today",
+            " 明天",
+            " 2024年3月5日",
+            " ٣/٤",
+            " ｍａｒ 3",
+            " on ſep 3",
+            " next wee\u{212A}",
+            " mar3",
+            " 12/3/2024!",
+        ];
+        let base = texts.clone();
+        for (i, t) in base.iter().enumerate() {
+            texts.push(format!("{t}{}", tails[i % tails.len()]));
+        }
+        for t in &texts {
+            assert_eq!(x.extract_gated(t, true), x.extract_gated(t, false), "{t}");
+        }
     }
 
     #[test]

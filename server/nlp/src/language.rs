@@ -147,7 +147,9 @@ const ENGLISH: &[&str] = &[
     "was", "what", "when", "where", "which", "why", "will", "with", "would", "yes", "you", "your",
 ];
 
-/// (number of words, number of them in [`ENGLISH`]).
+/// (number of words, number of them in [`ENGLISH`]), counted until the
+/// second hit: two settle it (see [`LanguageDetector::detect_latin`]), and
+/// a long message need not be read to its end.
 fn english_word_hits(text: &str) -> (usize, usize) {
     let mut words = 0;
     let mut hits = 0;
@@ -158,6 +160,9 @@ fn english_word_hits(text: &str) -> (usize, usize) {
         words += 1;
         if ENGLISH.binary_search(&w).is_ok() {
             hits += 1;
+            if hits == 2 {
+                break;
+            }
         }
     }
     (words, hits)
