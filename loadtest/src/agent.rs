@@ -21,7 +21,7 @@ use crate::wire::{self, Frame, Ws};
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
-use switchboard_protocol::client::{AgentHello, History, SendMessage, SetCapacity, SetStatus};
+use switchboard_protocol::client::{AgentHello, History, SetCapacity, SetStatus};
 use switchboard_protocol::model::{AgentStatus, AuthorKind, ConversationStatus, Message};
 use switchboard_protocol::server::{
     Ack, ConversationEvent, ConversationEventKind, ErrorMessage, HistoryPage,
@@ -260,12 +260,8 @@ impl Agent {
 
     async fn reply(&mut self, conversation: ConversationId) -> Result<(), End> {
         self.sent += 1;
-        let client_id = session::stamp(&self.name, self.sent);
-        let msg = ClientMessage::Send(SendMessage {
-            client_id: client_id.clone(),
-            conversation_id: Some(conversation),
-            text: self.ctx.text.to_string(),
-        });
+        let (client_id, msg) =
+            session::chat_send(&self.name, self.sent, Some(conversation), &self.ctx.text);
         self.unacked.insert(client_id, stats::now_us());
         stats::bump(&self.ctx.stats.counters.agent_sent);
         self.send(&msg).await

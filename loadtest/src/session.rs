@@ -286,6 +286,22 @@ pub fn stamp(who: &str, n: u64) -> String {
     format!("{who}.{n}.{}", stats::now_us())
 }
 
+/// A chat `send` of `text` with a fresh [`stamp`]ed client id (returned too).
+pub fn chat_send(
+    who: &str,
+    n: u64,
+    conversation: Option<switchboard_protocol::ConversationId>,
+    text: &str,
+) -> (String, ClientMessage) {
+    let client_id = stamp(who, n);
+    let msg = ClientMessage::Send(switchboard_protocol::client::SendMessage {
+        client_id: client_id.clone(),
+        conversation_id: conversation,
+        text: text.to_string(),
+    });
+    (client_id, msg)
+}
+
 /// The send time carried by a [`stamp`]ed client id.
 pub fn sent_at(client_id: &str) -> Option<u64> {
     client_id.rsplit_once('.')?.1.parse().ok()

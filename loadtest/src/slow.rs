@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Duration;
-use switchboard_protocol::client::{ConversationRef, SendMessage, VisitorHello};
+use switchboard_protocol::client::{ConversationRef, VisitorHello};
 use switchboard_protocol::model::ConversationStatus;
 use switchboard_protocol::{ClientMessage, ConversationId, ServerMessage};
 use tokio::time::Instant;
@@ -283,12 +283,8 @@ impl Client for SlowReader {
 
     async fn send_next(&mut self) -> Result<(), End> {
         self.sent += 1;
-        let client_id = session::stamp(&self.name, self.sent);
-        let msg = ClientMessage::Send(SendMessage {
-            client_id: client_id.clone(),
-            conversation_id: self.conversation,
-            text: self.ctx.text.to_string(),
-        });
+        let (client_id, msg) =
+            session::chat_send(&self.name, self.sent, self.conversation, &self.ctx.text);
         self.waiting = Some(client_id);
         stats::bump(&self.ctx.slow.sent);
         self.send(&msg).await

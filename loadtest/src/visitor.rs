@@ -11,7 +11,7 @@ use crate::stats::{self, Metric, Recorder};
 use crate::wire::{self, Ws};
 use std::collections::HashMap;
 use std::time::Duration;
-use switchboard_protocol::client::{ConversationRef, SendMessage, VisitorHello};
+use switchboard_protocol::client::{ConversationRef, VisitorHello};
 use switchboard_protocol::model::{AuthorKind, ConversationStatus, Message};
 use switchboard_protocol::server::{Ack, ConversationEvent, ErrorMessage};
 use switchboard_protocol::{ClientMessage, ConversationId, ServerMessage};
@@ -196,12 +196,8 @@ impl Client for Visitor {
             return Ok(());
         }
         self.sent += 1;
-        let client_id = session::stamp(&self.name, self.sent);
-        let msg = ClientMessage::Send(SendMessage {
-            client_id: client_id.clone(),
-            conversation_id: self.conversation,
-            text: self.ctx.text.to_string(),
-        });
+        let (client_id, msg) =
+            session::chat_send(&self.name, self.sent, self.conversation, &self.ctx.text);
         self.unacked.insert(client_id, stats::now_us());
         stats::bump(&self.ctx.stats.counters.visitor_sent);
         self.send(&msg).await

@@ -821,27 +821,7 @@ mod tests {
 
     #[test]
     fn format_1_conversation_records_still_read() {
-        // The format 1 layout: the fields of StoredConversationV1, in order.
-        #[derive(serde::Serialize)]
-        struct V1 {
-            id: ConversationId,
-            customer_id: CustomerId,
-            status: ConversationStatus,
-            agent_id: Option<AgentId>,
-            created_at: u64,
-            updated_at: u64,
-            queued_at: Option<u64>,
-            closed_at: Option<u64>,
-            first_response_at: Option<u64>,
-            priority: i32,
-            visitor_read_seq: u64,
-            agent_read_seq: u64,
-            rating: Option<switchboard_protocol::model::Rating>,
-            sentiment_sum: f32,
-            sentiment_count: u32,
-            bot_answers_in_a_row: u32,
-        }
-        let old = V1 {
+        let old = records::StoredConversationV1 {
             id: ConversationId(9),
             customer_id: CustomerId(3),
             status: ConversationStatus::Assigned,

@@ -124,24 +124,24 @@ pub const NOTE_CHECKPOINT: u64 = 256;
 
 /// A conversation record as format 1 wrote it: no `noted_seq`, because every
 /// message rewrote the record.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub(super) struct StoredConversationV1 {
-    id: ConversationId,
-    customer_id: CustomerId,
-    status: ConversationStatus,
-    agent_id: Option<AgentId>,
-    created_at: u64,
-    updated_at: u64,
-    queued_at: Option<u64>,
-    closed_at: Option<u64>,
-    first_response_at: Option<u64>,
-    priority: i32,
-    visitor_read_seq: u64,
-    agent_read_seq: u64,
-    rating: Option<Rating>,
-    sentiment_sum: f32,
-    sentiment_count: u32,
-    bot_answers_in_a_row: u32,
+    pub(super) id: ConversationId,
+    pub(super) customer_id: CustomerId,
+    pub(super) status: ConversationStatus,
+    pub(super) agent_id: Option<AgentId>,
+    pub(super) created_at: u64,
+    pub(super) updated_at: u64,
+    pub(super) queued_at: Option<u64>,
+    pub(super) closed_at: Option<u64>,
+    pub(super) first_response_at: Option<u64>,
+    pub(super) priority: i32,
+    pub(super) visitor_read_seq: u64,
+    pub(super) agent_read_seq: u64,
+    pub(super) rating: Option<Rating>,
+    pub(super) sentiment_sum: f32,
+    pub(super) sentiment_count: u32,
+    pub(super) bot_answers_in_a_row: u32,
 }
 
 impl From<StoredConversationV1> for StoredConversation {
