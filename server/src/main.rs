@@ -24,8 +24,6 @@ use switchboard_server::{auth, server};
     about = "Real-time customer conversations: WebSocket hub, embedded store, agent console."
 )]
 struct Cli {
-    #[command(flatten)]
-    settings: Settings,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,10 +50,16 @@ struct Settings {
     set: Vec<String>,
 }
 
+/// The server settings belong to the commands that open the server's data
+/// (`global` within them, so `agent add … --data DIR` reads): `nlp` has
+/// flags of its own with the same names (`nlp train --data FILE`).
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve,
+    Serve {
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Train or evaluate intent models.
     Nlp {
         #[command(subcommand)]
@@ -63,6 +67,8 @@ enum Command {
     },
     /// Manage agent accounts (stop the server first: the store has one owner).
     Agent {
+        #[command(flatten)]
+        settings: Settings,
         #[command(subcommand)]
         command: AgentCommand,
     },
@@ -135,15 +141,11 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let s = cli.settings;
-    let overrides = Overrides {
-        file: s.config,
-        listen: s.listen,
-        data: s.data,
-        public_url: s.public_url,
-        allowed_origins: s.allowed_origins,
-        set: s.set,
+    let settings = match &cli.command {
+        Command::Serve { settings } | Command::Agent { settings, .. } => Some(settings),
+        Command::Nlp { .. } => None,
     };
+    let overrides = settings.map(Settings::overrides).unwrap_or_default();
     let config = Config::load(&overrides, std::env::vars())?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log));
@@ -152,9 +154,22 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Serve => serve(config),
-        Command::Agent { command } => agent(&config, command),
+        Command::Serve { .. } => serve(config),
+        Command::Agent { command, .. } => agent(&config, command),
         Command::Nlp { command } => switchboard_nlp::cli::run(command),
+    }
+}
+
+impl Settings {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            file: self.config.clone(),
+            listen: self.listen,
+            data: self.data.clone(),
+            public_url: self.public_url.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            set: self.set.clone(),
+        }
     }
 }
 
@@ -301,5 +316,70 @@ fn password_or_random(p: Option<String>) -> (String, bool) {
     match p {
         Some(p) => (p, false),
         None => (auth::random_password(), true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use switchboard_nlp::cli::NlpCommand;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `nlp` has flags named like the server's settings (`train --data
+    /// FILE`); when the settings were global to every command, reading the
+    /// parsed value back panicked (a `String` read as a `PathBuf`).
+    #[test]
+    fn nlp_flags_do_not_meet_the_server_settings() {
+        let cli = Cli::try_parse_from([
+            "switchboard", "nlp", "train", "--data", "default", "--out", "m.bin", "--settings", "s.json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Nlp {
+                command: NlpCommand::Train { data, settings, .. },
+            } => {
+                assert_eq!(data, ["default"]);
+                assert_eq!(settings.as_deref(), Some("s.json"));
+            }
+            _ => panic!("parsed as another command"),
+        }
+        let cli = Cli::try_parse_from([
+            "switchboard", "nlp", "eval", "--train", "default", "--cv", "5", "--settings", r#"{"epochs":3}"#,
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Nlp { command: NlpCommand::Eval { cv: Some(5), settings: Some(_), .. } }
+        ));
+    }
+
+    #[test]
+    fn server_settings_parse_before_and_after_an_agent_subcommand() {
+        let cli = Cli::try_parse_from([
+            "switchboard", "serve", "--config", "s.toml", "--data", "d", "--set", "log=debug",
+        ])
+        .unwrap();
+        let Command::Serve { settings } = cli.command else {
+            panic!("not serve");
+        };
+        let o = settings.overrides();
+        assert_eq!(o.file, Some(PathBuf::from("s.toml")));
+        assert_eq!(o.data, Some(PathBuf::from("d")));
+        assert_eq!(o.set, ["log=debug"]);
+        for args in [
+            &["switchboard", "agent", "--data", "d", "list"][..],
+            &["switchboard", "agent", "list", "--data", "d"][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Agent { settings, command: AgentCommand::List { .. } } = cli.command else {
+                panic!("not agent list: {args:?}");
+            };
+            assert_eq!(settings.overrides().data, Some(PathBuf::from("d")), "{args:?}");
+        }
     }
 }

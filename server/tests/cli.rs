@@ -237,3 +237,50 @@ async fn agent_set_changes_an_account_as_the_rest_api_would() {
     );
     s.stop().await;
 }
+
+/// The `nlp` commands through the real binary, with the interface the issue
+/// fixes (`nlp train --data FILE --out MODEL`, `nlp eval --train … --test …
+/// --json`): the flags share the binary's parser with the server settings,
+/// and a name clash there once made `nlp train --data` panic.
+#[test]
+fn nlp_train_and_eval_run_from_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("small.csv");
+    let mut rows = String::from("text,category\n");
+    for i in 0..12 {
+        rows.push_str(&format!("where is my parcel number {i},track\n"));
+        rows.push_str(&format!("\"I want my money back, order {i}\",refund\n"));
+    }
+    std::fs::write(&csv, rows).unwrap();
+    let model = dir.path().join("model.bin");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(args)
+            .output()
+            .expect("runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{args:?}: {text}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let csv = csv.to_str().unwrap();
+    run(&[
+        "nlp",
+        "train",
+        "--data",
+        csv,
+        "--out",
+        model.to_str().unwrap(),
+        "--settings",
+        r#"{"epochs":4}"#,
+    ]);
+    assert!(std::fs::metadata(&model).unwrap().len() > 0);
+    let out = run(&["nlp", "eval", "--train", csv, "--test", csv, "--json"]);
+    let report: serde_json::Value =
+        serde_json::from_str(out.lines().last().expect("a last line")).unwrap();
+    assert_eq!(report["n_test"], 24, "{report}");
+    assert!(report["accuracy"].as_f64().unwrap() > 0.9, "{report}");
+}

@@ -3,7 +3,7 @@
 //! prints the most confused intent pairs, every misclassified message, and
 //! how precision and coverage trade off as the threshold moves.
 //!
-//! `cargo run --release -p switchboard-nlp --example cv_errors -- default [K] [--config JSON]`
+//! `cargo run --release -p switchboard-nlp --example cv_errors -- default [K] [--settings JSON]`
 //! (`default` or any data file `nlp eval` reads; `--quiet` omits the messages).
 
 use std::collections::BTreeMap;
@@ -39,11 +39,11 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The shipped settings for `default`, the eval defaults otherwise, then `--config`.
+/// The shipped settings for `default`, the eval defaults otherwise, then `--settings`.
 fn config(args: &[String], spec: &str) -> anyhow::Result<TrainConfig> {
     let given = args
         .iter()
-        .position(|a| a == "--config")
+        .position(|a| a == "--settings")
         .and_then(|i| args.get(i + 1));
     Ok(match given {
         Some(json) => serde_json::from_str(json)?,

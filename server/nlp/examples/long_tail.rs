@@ -1,9 +1,9 @@
 //! The latency tail of intent classification: trains on a data set (with
-//! `--config` settings), then times `classify` call by call, with the
+//! `--settings` settings), then times `classify` call by call, with the
 //! caches cooled between calls the way a server handling other work would
 //! have them, over every message and over the longest 1 %.
 //!
-//! `cargo run --release -p switchboard-nlp --example long_tail -- ../shared/data/banking77/train.csv [--config JSON]`
+//! `cargo run --release -p switchboard-nlp --example long_tail -- ../shared/data/banking77/train.csv [--settings JSON]`
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -14,7 +14,7 @@ use switchboard_nlp::{IntentModel, TrainConfig};
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let data = dataset::load(&args[0])?;
-    let cfg: TrainConfig = match args.iter().position(|a| a == "--config") {
+    let cfg: TrainConfig = match args.iter().position(|a| a == "--settings") {
         Some(i) => serde_json::from_str(&args[i + 1])?,
         None => TrainConfig::default(),
     };

@@ -4,7 +4,7 @@
 //! recalls (the threshold placed on the test set itself, so this compares
 //! scores, it does not measure a shipped threshold).
 //!
-//! `cargo run --release -p switchboard-nlp --example oos_curve -- TRAIN TEST [--config JSON]`
+//! `cargo run --release -p switchboard-nlp --example oos_curve -- TRAIN TEST [--settings JSON]`
 
 use switchboard_nlp::dataset::{self, OOS};
 use switchboard_nlp::tokens::Tokenizer;
@@ -14,7 +14,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let train = dataset::load(&args[0])?;
     let test = dataset::load(&args[1])?;
-    let cfg: TrainConfig = match args.iter().position(|a| a == "--config") {
+    let cfg: TrainConfig = match args.iter().position(|a| a == "--settings") {
         Some(i) => serde_json::from_str(&args[i + 1])?,
         None => TrainConfig::default(),
     };

@@ -12,7 +12,7 @@
 //! splits: `train_val.json:train,oos_train`. The intent `oos` marks
 //! out-of-scope examples (a class of their own that also tunes the threshold
 //! in training; they count towards out-of-scope recall in testing). Without
-//! `--config`, training on `default` alone uses the shipped model's settings.
+//! `--settings`, training on `default` alone uses the shipped model's settings.
 
 use crate::dataset::{self, Example};
 use crate::eval::{self, EvalReport};
@@ -35,9 +35,11 @@ pub enum NlpCommand {
         /// Seed for shuffling and the held-out split.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Training settings as JSON (inline or a file), overriding the defaults.
-        #[arg(long)]
-        config: Option<String>,
+        /// Training settings as JSON (inline or a file), overriding the
+        /// defaults. Not `--config`: the server's CLI has a global `--config`
+        /// (its TOML settings file).
+        #[arg(long, value_name = "JSON")]
+        settings: Option<String>,
     },
     /// Train on some files and measure on others (or cross-validate).
     Eval {
@@ -55,9 +57,11 @@ pub enum NlpCommand {
         json: bool,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Training settings as JSON (inline or a file), overriding the defaults.
-        #[arg(long)]
-        config: Option<String>,
+        /// Training settings as JSON (inline or a file), overriding the
+        /// defaults. Not `--config`: the server's CLI has a global `--config`
+        /// (its TOML settings file).
+        #[arg(long, value_name = "JSON")]
+        settings: Option<String>,
     },
 }
 
@@ -68,21 +72,21 @@ pub fn run(cmd: NlpCommand) -> anyhow::Result<()> {
             data,
             out,
             seed,
-            config,
-        } => train(&data, &out, &train_config(seed, config.as_deref(), &data)?),
+            settings,
+        } => train(&data, &out, &train_config(seed, settings.as_deref(), &data)?),
         NlpCommand::Eval {
             train,
             test,
             cv,
             json,
             seed,
-            config,
+            settings,
         } => evaluate(
             &train,
             &test,
             cv,
             json,
-            &train_config(seed, config.as_deref(), &train)?,
+            &train_config(seed, settings.as_deref(), &train)?,
         ),
     }
 }
