@@ -30,6 +30,9 @@ crate::codec::wire_enum! {
         10 => "history" History(HistoryPage),
         /// A request failed.
         11 => "error" Error(ErrorMessage),
+        /// An agent account was disabled or deleted: it leaves the roster
+        /// (sent to agents; an enabled account comes back as a `presence`).
+        12 => "agent_removed" AgentRemoved(AgentRemoved),
     }
 }
 
@@ -108,6 +111,20 @@ pub struct ConversationEvent {
     /// For `transferred`: the previous agent.
     #[serde(default)]
     pub from_agent: Option<AgentId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRemoved {
+    pub agent_id: AgentId,
+    /// Whether the account still exists (and may be enabled again).
+    pub reason: AgentRemovedReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentRemovedReason {
+    Disabled,
+    Deleted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,10 @@ use common::{Client, TestServer};
 use futures::SinkExt;
 use serde_json::json;
 use switchboard_protocol::client::{Rate, SendMessage, Typing};
-use switchboard_protocol::{close, ClientMessage, ConversationId, Encoding, ErrorCode};
+use switchboard_protocol::server::AgentRemovedReason;
+use switchboard_protocol::{
+    close, ClientMessage, ConversationId, Encoding, ErrorCode, ServerMessage,
+};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 #[tokio::test]
@@ -106,6 +109,8 @@ async fn disabling_an_agent_closes_their_sessions_and_requeues_their_work() {
     v.say("1", None, "hi").await;
     v.event(switchboard_protocol::server::ConversationEventKind::Assigned)
         .await;
+    // The admin's console, to see her leave the roster.
+    let (mut console, _) = Client::agent(&s.ws_url(), Encoding::Json, &admin, vec![]).await;
     let (st, body) = s
         .http(
             "PATCH",
@@ -116,6 +121,16 @@ async fn disabling_an_agent_closes_their_sessions_and_requeues_their_work() {
         .await;
     assert_eq!((st, &body["disabled"]), (200, &json!(true)));
     assert_eq!(a.closed().await, close::FORBIDDEN);
+    let removed = console
+        .recv_until(|m| match m {
+            ServerMessage::AgentRemoved(r) => Some(r),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        (removed.agent_id.0, removed.reason),
+        (ann_id, AgentRemovedReason::Disabled)
+    );
     let q = v
         .event(switchboard_protocol::server::ConversationEventKind::Queued)
         .await;
@@ -144,12 +159,24 @@ async fn deleting_an_agent_revokes_them_closes_their_sessions_and_requeues_their
     v.say("1", None, "hi").await;
     v.event(switchboard_protocol::server::ConversationEventKind::Assigned)
         .await;
+    // The admin's console, to see her leave the roster.
+    let (mut console, _) = Client::agent(&s.ws_url(), Encoding::Json, &admin, vec![]).await;
     let ann_path = format!("/api/agents/{ann_id}");
     let (st, body) = s.http("DELETE", &ann_path, Some(&admin), None).await;
     assert_eq!(st, 204, "{body}");
     assert_eq!(
         a.closed_with_reason().await,
         (close::FORBIDDEN, "account deleted".to_string())
+    );
+    let removed = console
+        .recv_until(|m| match m {
+            ServerMessage::AgentRemoved(r) => Some(r),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        (removed.agent_id.0, removed.reason),
+        (ann_id, AgentRemovedReason::Deleted)
     );
     // Her conversation goes back to the queue, as when an agent is disabled.
     let q = v

@@ -14,7 +14,7 @@ use switchboard_protocol::client::{
     SetStatus, Transfer, TransferToTeam, Typing, VisitorHello,
 };
 use switchboard_protocol::model::AgentStatus;
-use switchboard_protocol::server::{ConversationEventKind, ErrorMessage};
+use switchboard_protocol::server::{AgentRemovedReason, ConversationEventKind, ErrorMessage};
 use switchboard_protocol::{
     close, AgentId, ClientMessage, ConversationId, Encoding, ErrorCode, ServerMessage,
 };
@@ -942,6 +942,8 @@ async fn a_disabled_account_is_told_so_by_rest_by_the_hello_and_at_login() {
     let admin = s.admin_token().await;
     let (ann_id, ann) = s.agent_account("ann@shop.test", 5).await;
     let mut live = agent_hello(&s, &ann).await.unwrap();
+    // The admin's console sees her leave the roster and come back.
+    let mut console = agent_hello(&s, &admin).await.unwrap();
     let set_disabled = |disabled: bool| {
         let (s, admin) = (&s, &admin);
         async move {
@@ -954,6 +956,16 @@ async fn a_disabled_account_is_told_so_by_rest_by_the_hello_and_at_login() {
     set_disabled(true).await;
     let disabled = (close::FORBIDDEN, "account disabled".to_string());
     assert_eq!(live.closed_with_reason().await, disabled);
+    let removed = console
+        .recv_until(|m| match m {
+            ServerMessage::AgentRemoved(r) => Some(r),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        (removed.agent_id.0, removed.reason),
+        (ann_id, AgentRemovedReason::Disabled)
+    );
 
     // Her token is genuine but the account may not use it: 4503 and 403
     // (forbidden), not 4501 and 401, which tell a client to sign in again.
@@ -978,8 +990,16 @@ async fn a_disabled_account_is_told_so_by_rest_by_the_hello_and_at_login() {
         (401, &json!("unauthorized"))
     );
 
-    // Enabled again: tokens from before stay revoked; she signs in anew.
+    // Enabled again: back on the roster (offline); tokens from before stay
+    // revoked, so she signs in anew.
     set_disabled(false).await;
+    let back = console
+        .recv_until(|m| match m {
+            ServerMessage::Presence(p) if p.agent_id.0 == ann_id => Some(p),
+            _ => None,
+        })
+        .await;
+    assert_eq!(back.status, AgentStatus::Offline);
     let (status, _) = s.http("GET", "/api/me", Some(&ann), None).await;
     assert_eq!(status, 401);
     assert_eq!(agent_hello(&s, &ann).await.err(), Some(close::UNAUTHORIZED));

@@ -280,6 +280,32 @@ test('an admin deletes an agent from the dashboard after a confirm; the agent is
   await bCtx.close();
 });
 
+test("another agent's console drops a disabled or deleted account at once, and shows it again when enabled", async () => {
+  const dee = await server.createAgent({ email: 'dee@example.com', name: 'Dee' });
+  const cy = await server.createAgent({ email: 'cy@example.com', name: 'Cy' });
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  await consoleLogin(page, server, cy.email, cy.password);
+  await page.locator('.nav-item[data-view="dashboard"]').click();
+  const row = page.locator(`#team-list li[data-agent="${dee.id}"]`);
+  const option = page.locator(`#transfer-to option[value="agent:${dee.id}"]`);
+  await row.waitFor();
+  assert.equal(await option.count(), 1);
+  const admin = await server.login(server.adminEmail, server.adminPassword);
+  await server.api('PATCH', `/api/agents/${dee.id}`, { disabled: true }, admin);
+  await row.waitFor({ state: 'detached' });
+  assert.equal(await option.count(), 0);
+  await server.api('PATCH', `/api/agents/${dee.id}`, { disabled: false }, admin);
+  await row.waitFor();
+  await page.locator(`#team-list li[data-agent="${dee.id}"] .load`, { hasText: 'offline' }).waitFor();
+  await server.api('DELETE', `/api/agents/${dee.id}`, undefined, admin);
+  await row.waitFor({ state: 'detached' });
+  assert.equal(await option.count(), 0);
+  assert.deepEqual(seen.errors, []);
+  await ctx.close();
+});
+
 test('an admin moves any open conversation: one with the bot to a team, another agent\'s to an agent', async () => {
   const dora = await server.createAgent({ email: 'dora@example.com', name: 'Dora', teams: ['returns'] });
   const ed = await server.createAgent({ email: 'ed@example.com', name: 'Ed' });

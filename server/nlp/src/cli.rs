@@ -73,7 +73,11 @@ pub fn run(cmd: NlpCommand) -> anyhow::Result<()> {
             out,
             seed,
             settings,
-        } => train(&data, &out, &train_config(seed, settings.as_deref(), &data)?),
+        } => train(
+            &data,
+            &out,
+            &train_config(seed, settings.as_deref(), &data)?,
+        ),
         NlpCommand::Eval {
             train,
             test,

@@ -9,7 +9,9 @@ use crate::store::{AgentRecord, TokenRecord};
 use dashmap::DashMap;
 use switchboard_protocol::close;
 use switchboard_protocol::model::{ConversationStatus, Role};
-use switchboard_protocol::server::{ConversationEvent, ConversationEventKind};
+use switchboard_protocol::server::{
+    AgentRemoved, AgentRemovedReason, ConversationEvent, ConversationEventKind,
+};
 use switchboard_protocol::{AgentId, CustomerId, ServerMessage};
 
 /// Shortest password an account may have.
@@ -306,6 +308,9 @@ impl Hub {
             self.store().put_agent(&record)?;
             if record.disabled {
                 self.withdraw(&mut routing, id, &mut commit)?;
+                if disabling {
+                    commit.deliver(To::Agents, removed(id, AgentRemovedReason::Disabled));
+                }
             } else {
                 routing.upsert_agent(&record);
                 if let Some(p) = routing.presence(id) {
@@ -349,6 +354,7 @@ impl Hub {
             }
             self.store().delete_agent(&record)?;
             self.withdraw(&mut routing, id, &mut commit)?;
+            commit.deliver(To::Agents, removed(id, AgentRemovedReason::Deleted));
             record
         };
         self.close_agent_sessions(id, close::FORBIDDEN);
@@ -440,6 +446,11 @@ impl Hub {
             .kill(Participant::Visitor(id), close::UNAUTHORIZED);
         self.sync(permit, commit).await
     }
+}
+
+/// Tells the consoles that an agent left the roster.
+fn removed(agent_id: AgentId, reason: AgentRemovedReason) -> ServerMessage {
+    ServerMessage::AgentRemoved(AgentRemoved { agent_id, reason })
 }
 
 /// Why a disabled account's login, token or hello is refused (403, close 4503).

@@ -280,6 +280,8 @@
         return onRead(msg);
       case 'presence':
         return onPresence(msg);
+      case 'agent_removed':
+        return onAgentRemoved(msg);
       case 'conversation':
         return onConversation(msg);
       case 'queue_position':
@@ -428,6 +430,13 @@
   function onPresence(p) {
     state.presence.set(p.agent_id, p);
     if (state.me && p.agent_id === state.me.id) renderMe();
+    renderTransferOptions();
+    if (state.view === 'dashboard') renderTeam();
+  }
+
+  /** An account was disabled or deleted (by any admin): it leaves the roster and the transfer list. */
+  function onAgentRemoved(msg) {
+    state.presence.delete(msg.agent_id);
     renderTransferOptions();
     if (state.view === 'dashboard') renderTeam();
   }
