@@ -328,6 +328,33 @@ mod tests {
         golden::<ServerMessage>("server");
     }
 
+    /// README.md says its JSON examples are the fixtures, copied verbatim;
+    /// the `visitor_hello` ones had fallen behind (no `user_id`, `user_hash`),
+    /// and so had the bytes it gives for a bare hello.
+    #[test]
+    fn the_readme_quotes_every_fixture() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
+        for side in ["client", "server"] {
+            for (path, _) in fixtures(side) {
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert!(
+                    readme.contains(text.trim()),
+                    "README.md does not quote {}",
+                    path.display()
+                );
+            }
+        }
+        let bare = ClientMessage::VisitorHello(Default::default()).to_binary();
+        let hex: Vec<String> = bare.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex.join(" ");
+        assert!(
+            readme.contains(&format!("= `{hex}`")),
+            "README.md gives other bytes for a bare visitor_hello: {hex}"
+        );
+    }
+
     #[test]
     fn unknown_type_is_told_apart_from_bad_fields() {
         let e = ClientMessage::from_json(r#"{"type":"dance"}"#).unwrap_err();

@@ -206,14 +206,41 @@ fn toml_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
+/// A value from the environment or `--set`, read as the setting's type
+/// (`defaults` holds one of each). Text settings keep the text as given, so a
+/// password `12345678` or a secret that reads as a TOML number or `true`
+/// stays text (a quoted TOML string still loses its quotes); a list setting
+/// takes one item, or several separated by commas, unless written as a TOML
+/// array (`SWITCHBOARD_ALLOWED_ORIGINS=https://shop.example.com`); any other
+/// setting is read as TOML.
+fn setting_value(defaults: &toml::Table, key: &str, raw: &str) -> toml::Value {
+    let text = Config::optional_text_keys().contains(&key)
+        || matches!(defaults.get(key), Some(toml::Value::String(_)));
+    let list = matches!(defaults.get(key), Some(toml::Value::Array(_)));
+    match toml_value(raw) {
+        v @ toml::Value::String(_) if text => v,
+        _ if text => toml::Value::String(raw.to_string()),
+        toml::Value::String(items) if list => toml::Value::Array(
+            items
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_string()))
+                .collect(),
+        ),
+        v => v,
+    }
+}
+
 impl Config {
     /// Builds the settings from defaults, the file, `env` (pairs of name and value) and flags.
     pub fn load(
         o: &Overrides,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut table = toml::Table::try_from(Config::default())
+        let defaults = toml::Table::try_from(Config::default())
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let mut table = defaults.clone();
         if let Some(path) = &o.file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.clone(),
@@ -230,14 +257,16 @@ impl Config {
             };
             let key = key.to_lowercase();
             if table.contains_key(&key) || Config::optional_keys().contains(&key.as_str()) {
-                table.insert(key, toml_value(&value));
+                let value = setting_value(&defaults, &key, &value);
+                table.insert(key, value);
             }
         }
         for pair in &o.set {
             let (k, v) = pair
                 .split_once('=')
                 .ok_or_else(|| ConfigError::BadSet(pair.clone()))?;
-            table.insert(k.trim().to_string(), toml_value(v.trim()));
+            let key = k.trim();
+            table.insert(key.to_string(), setting_value(&defaults, key, v.trim()));
         }
         let mut config: Config = table
             .try_into()
@@ -258,6 +287,16 @@ impl Config {
             "admin_password",
             "identity_secret",
             "socket_send_buffer_bytes",
+            "nlp_model",
+        ]
+    }
+
+    /// The optional settings that are text.
+    fn optional_text_keys() -> &'static [&'static str] {
+        &[
+            "public_url",
+            "admin_password",
+            "identity_secret",
             "nlp_model",
         ]
     }
@@ -351,6 +390,51 @@ mod tests {
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.default_capacity, 3);
         assert_eq!(c.allowed_origins, ["https://a.example"]);
+    }
+
+    /// Values from the environment and `--set` were read as TOML whatever
+    /// the setting: `SWITCHBOARD_ADMIN_PASSWORD=12345678` stopped the server
+    /// ("invalid type: integer, expected a string"), and one origin in
+    /// `SWITCHBOARD_ALLOWED_ORIGINS` was "expected a sequence".
+    #[test]
+    fn env_and_set_values_are_read_as_the_setting_type() {
+        let o = Overrides {
+            set: vec![
+                "identity_secret=123456789".into(),
+                "log=\"debug\"".into(),
+                "default_capacity=3".into(),
+            ],
+            ..Overrides::default()
+        };
+        let c = Config::load(
+            &o,
+            env(&[
+                ("SWITCHBOARD_ADMIN_PASSWORD", "12345678"),
+                ("SWITCHBOARD_ADMIN_EMAIL", "true"),
+                (
+                    "SWITCHBOARD_ALLOWED_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
+                ("SWITCHBOARD_NLP", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.admin_password.as_deref(), Some("12345678"));
+        assert_eq!(c.admin_email, "true");
+        assert_eq!(c.identity_secret.as_deref(), Some("123456789"));
+        assert_eq!(c.log, "debug");
+        assert_eq!(c.default_capacity, 3);
+        assert!(!c.nlp);
+        assert_eq!(
+            c.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        let one = Config::load(
+            &Overrides::default(),
+            env(&[("SWITCHBOARD_ALLOWED_ORIGINS", "https://shop.example.com")]),
+        )
+        .unwrap();
+        assert_eq!(one.allowed_origins, ["https://shop.example.com"]);
     }
 
     #[test]

@@ -553,3 +553,47 @@ async fn every_response_carries_the_security_headers_its_kind_needs() {
     assert_eq!(api.header("cache-control"), Some("no-store"));
     s.stop().await;
 }
+
+/// The REST API checked a customer's name or email against the profile
+/// field limit (512 bytes) but not a tag or an attribute: a 1.9 MB tag was
+/// stored, and shown in every customer list after.
+#[tokio::test]
+async fn customer_tags_and_attributes_have_the_field_limit() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    let long = "x".repeat(513);
+    let (st, c) = s
+        .http(
+            "POST",
+            "/api/customers",
+            Some(&t),
+            Some(json!({"name": "Ada"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{c}");
+    let id = c["id"].as_u64().unwrap();
+    for body in [
+        json!({"tags": [long.clone()]}),
+        json!({"attributes": {"plan": long.clone()}}),
+        json!({"attributes": {long.clone(): "pro"}}),
+    ] {
+        let (st, e) = s
+            .http("POST", "/api/customers", Some(&t), Some(body.clone()))
+            .await;
+        assert_eq!((st, &e["error"]["code"]), (400, &json!("too_large")), "{e}");
+        let path = format!("/api/customers/{id}");
+        let (st, e) = s.http("PATCH", &path, Some(&t), Some(body)).await;
+        assert_eq!((st, &e["error"]["code"]), (400, &json!("too_large")), "{e}");
+    }
+    let at_the_limit = "y".repeat(512);
+    let (st, c) = s
+        .http(
+            "PATCH",
+            &format!("/api/customers/{id}"),
+            Some(&t),
+            Some(json!({"tags": [at_the_limit.clone()], "attributes": {"plan": at_the_limit}})),
+        )
+        .await;
+    assert_eq!(st, 200, "{c}");
+    s.stop().await;
+}

@@ -206,3 +206,48 @@ async fn admins_edit_the_knowledge_base_and_it_survives_a_restart() {
     );
     s.stop().await;
 }
+
+/// `POST /api/nlp/model` read the whole file it was given: `/dev/zero` (or
+/// any huge file) filled the server's memory until the kernel killed it.
+/// Now only a regular file of at most `MAX_MODEL_FILE_BYTES` is read.
+#[tokio::test]
+async fn a_model_path_to_a_device_or_a_huge_file_is_refused() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Sparse: takes no disk space, but is one byte over the limit.
+    let huge = dir.path().join("huge.model");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(switchboard_nlp::MAX_MODEL_FILE_BYTES + 1)
+        .unwrap();
+    // The oversized file comes first: before the fix it is read (256 MiB)
+    // and this fails; /dev/zero is only tried once files are bounded.
+    for (path, why) in [
+        (huge.to_str().unwrap(), "larger than"),
+        ("/dev/zero", "not a regular file"),
+    ] {
+        let (st, body) = s
+            .http(
+                "POST",
+                "/api/nlp/model",
+                Some(&admin),
+                Some(serde_json::json!({ "path": path })),
+            )
+            .await;
+        assert_eq!(st, 400, "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{path}: {body}");
+    }
+    // The server is still up, with its model.
+    let (st, body) = s
+        .http(
+            "POST",
+            "/api/nlp/analyze",
+            Some(&admin),
+            Some(serde_json::json!({"text": "where is my order?"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    s.stop().await;
+}

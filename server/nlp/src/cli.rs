@@ -115,11 +115,41 @@ fn train_config(seed: u64, config: Option<&str>, data: &[String]) -> anyhow::Res
     let mut cfg: TrainConfig = match config {
         None if data.iter().all(|d| d == "default") => crate::default_model_config(),
         None => TrainConfig::default(),
-        Some(c) if c.trim_start().starts_with('{') => serde_json::from_str(c)?,
-        Some(path) => serde_json::from_str(&std::fs::read_to_string(path)?)?,
+        Some(arg) => settings(arg)?,
     };
     cfg.seed = seed;
     Ok(cfg)
+}
+
+/// `--settings`: inline JSON or a JSON file, over the defaults. Errors name
+/// the file, and a key that is not a setting is refused: ignored, a typo
+/// (`{"epoch": 3}`) trained with the very default it meant to change.
+fn settings(arg: &str) -> anyhow::Result<TrainConfig> {
+    let text = if arg.trim_start().starts_with('{') {
+        arg.to_string()
+    } else {
+        std::fs::read_to_string(arg).with_context(|| format!("--settings: cannot read {arg}"))?
+    };
+    let given: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("--settings: malformed JSON in {arg}"))?;
+    let known = serde_json::to_value(TrainConfig::default())?;
+    if let Some(key) = unknown_key(&given, &known) {
+        anyhow::bail!("--settings: unknown setting `{key}` (see TrainConfig and FeatureConfig)");
+    }
+    serde_json::from_value(given).context("--settings")
+}
+
+/// The first key of `given` (dotted, e.g. `features.bitz`) that `known`, a
+/// serialized default, does not have.
+fn unknown_key(given: &serde_json::Value, known: &serde_json::Value) -> Option<String> {
+    let (serde_json::Value::Object(given), serde_json::Value::Object(known)) = (given, known)
+    else {
+        return None;
+    };
+    given.iter().find_map(|(key, value)| match known.get(key) {
+        None => Some(key.clone()),
+        Some(inner) => unknown_key(value, inner).map(|rest| format!("{key}.{rest}")),
+    })
 }
 
 fn train(data: &[String], out: &std::path::Path, cfg: &TrainConfig) -> anyhow::Result<()> {
@@ -245,6 +275,28 @@ mod tests {
             &TrainConfig::default(),
         );
         assert!(r.is_err());
+    }
+
+    /// `--settings` ignored keys it did not know, so a typo trained with the
+    /// default, and a missing settings file was "No such file or directory"
+    /// without its name.
+    #[test]
+    fn settings_refuse_unknown_keys_and_name_a_missing_file() {
+        let data = ["d.csv".to_string()];
+        let cfg =
+            train_config(7, Some(r#"{"epochs": 3, "features": {"bits": 18}}"#), &data).unwrap();
+        assert_eq!((cfg.epochs, cfg.features.bits, cfg.seed), (3, 18, 7));
+        for (arg, says) in [
+            (r#"{"epoch": 3}"#, "unknown setting `epoch`"),
+            (
+                r#"{"features": {"bitz": 18}}"#,
+                "unknown setting `features.bitz`",
+            ),
+            ("/nonexistent/settings.json", "/nonexistent/settings.json"),
+        ] {
+            let err = format!("{:#}", train_config(42, Some(arg), &data).unwrap_err());
+            assert!(err.contains(says), "{arg}: {err}");
+        }
     }
 
     #[test]

@@ -50,6 +50,50 @@ use tokens::Tokenizer;
 pub const DEFAULT_INTENTS_EN: &str = include_str!("../data/intents_en.txt");
 pub const DEFAULT_INTENTS_ZH: &str = include_str!("../data/intents_zh.txt");
 
+/// The largest model file [`Pipeline::from_model_file`] reads (a Banking77
+/// model is 5.4 MB). The path comes from an admin (`POST /api/nlp/model`,
+/// `nlp_model`): a wrong one, a device such as `/dev/zero` or a huge log,
+/// must get an error, not fill the server's memory.
+pub const MAX_MODEL_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads a model file: a regular file of at most [`MAX_MODEL_FILE_BYTES`].
+/// The type is checked before opening, as opening a FIFO would block.
+fn read_model_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        path: path.into(),
+        source,
+    };
+    let too_large = || {
+        Error::ModelFile(format!(
+            "{} is larger than {} MiB",
+            path.display(),
+            MAX_MODEL_FILE_BYTES >> 20
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(Error::ModelFile(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > MAX_MODEL_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    // The file may have grown since its size was read.
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_MODEL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_MODEL_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
 /// Every stage, built once. `Send + Sync`: share it with `Arc`.
 pub struct Pipeline {
     tokenizer: Tokenizer,
@@ -84,10 +128,7 @@ impl Pipeline {
 
     /// Loads a model written by `switchboard nlp train`.
     pub fn from_model_file(path: &Path, kb: KnowledgeBase) -> Result<Pipeline> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
+        let bytes = read_model_file(path)?;
         Self::from_parts(
             IntentModel::from_bytes(&bytes)?,
             kb,

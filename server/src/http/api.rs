@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_protocol::client::History;
+use switchboard_protocol::limits::MAX_FIELD_BYTES;
 use switchboard_protocol::model::{ConversationStatus, Role};
 use switchboard_protocol::{AgentId, ConversationId, CustomerId, ErrorCode};
 
@@ -281,6 +282,14 @@ fn apply_customer_fields(c: &mut Customer, body: &Map<String, Value>) -> ApiResu
         return Err(ApiError::new(
             ErrorCode::TooLarge,
             "too many attributes or tags",
+        ));
+    }
+    // Each item is a profile field: the same 512 bytes as a visitor's `identify`.
+    let items = c.attributes.iter().flat_map(|(k, v)| [k, v]).chain(&c.tags);
+    if items.into_iter().any(|item| item.len() > MAX_FIELD_BYTES) {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("an attribute or tag is longer than {MAX_FIELD_BYTES} bytes"),
         ));
     }
     Ok(())
