@@ -56,6 +56,11 @@ pub async fn ensure_admin(store: &Store, config: &Config) -> anyhow::Result<Opti
         return Ok(None);
     }
     let (password, generated) = match &config.admin_password {
+        // The rule every other password follows (a short one is refused by REST and the CLI).
+        Some(p) if p.chars().count() < hub::accounts::MIN_PASSWORD => anyhow::bail!(
+            "admin_password (SWITCHBOARD_ADMIN_PASSWORD) must be at least {} characters",
+            hub::accounts::MIN_PASSWORD
+        ),
         Some(p) => (p.clone(), false),
         None => (auth::random_password(), true),
     };

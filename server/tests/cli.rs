@@ -284,3 +284,21 @@ fn nlp_train_and_eval_run_from_the_binary() {
     assert_eq!(report["n_test"], 24, "{report}");
     assert!(report["accuracy"].as_f64().unwrap() > 0.9, "{report}");
 }
+
+/// The first admin's password from the environment follows the rule every
+/// password follows: a short one stops the first start with a clear error
+/// (it used to create an admin with a two-letter password).
+#[test]
+fn a_short_first_admin_password_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .env("SWITCHBOARD_ADMIN_PASSWORD", "qa")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("at least 8 characters"), "{stderr}");
+}

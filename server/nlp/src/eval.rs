@@ -181,6 +181,16 @@ pub fn cross_validate(
         ));
     }
     let folds = assign_folds(data, k, cfg.seed);
+    let mut filled = vec![false; k];
+    for &f in &folds {
+        filled[f] = true;
+    }
+    if filled.contains(&false) {
+        return Err(Error::Training(format!(
+            "{k} folds for {} examples: some fold would test nothing",
+            data.len()
+        )));
+    }
     let split = |fold: usize| -> (Vec<Example>, Vec<Example>) {
         data.iter()
             .zip(&folds)
@@ -306,6 +316,10 @@ mod tests {
         assert_eq!(r.n_test, 6);
         assert!(r.oos_recall.is_none());
         assert!(cross_validate(&toy(3), 1, &tok, &TrainConfig::default()).is_err());
+        // 9 examples cannot fill 20 folds (it ran, and reported 2 % accuracy).
+        let e = cross_validate(&toy(3), 20, &tok, &TrainConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("20 folds for 9 examples"), "{e}");
+        assert!(cross_validate(&toy(3), 9, &tok, &TrainConfig::default()).is_ok());
     }
 
     #[test]
