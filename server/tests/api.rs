@@ -595,5 +595,9 @@ async fn customer_tags_and_attributes_have_the_field_limit() {
         )
         .await;
     assert_eq!(st, 200, "{c}");
+    // A JSON body over the 2 MiB limit is too large, not malformed.
+    let huge = json!({"name": "z".repeat(3 << 20)});
+    let (st, e) = s.http("POST", "/api/customers", Some(&t), Some(huge)).await;
+    assert_eq!((st, &e["error"]["code"]), (400, &json!("too_large")), "{e}");
     s.stop().await;
 }

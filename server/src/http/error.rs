@@ -62,7 +62,13 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> ApiError {
-        ApiError::bad_request(e.body_text())
+        // A body over the limit is not malformed: say so (400 like our other
+        // size refusals, code `too_large`).
+        let code = match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+            _ => ErrorCode::BadRequest,
+        };
+        ApiError::new(code, e.body_text())
     }
 }
 
