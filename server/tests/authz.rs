@@ -199,6 +199,30 @@ const CASES: &[Case] = &[
     },
     Case {
         method: "GET",
+        path: "/api/saved-replies",
+        body: none,
+        want: AGENTS,
+    },
+    Case {
+        method: "POST",
+        path: "/api/saved-replies",
+        body: |_, n| Some(json!({"shortcut": format!("reply-{n}"), "text": "Hello!"})),
+        want: ADMINS,
+    },
+    Case {
+        method: "PATCH",
+        path: "/api/saved-replies/{reply}",
+        body: |_, n| Some(json!({"text": format!("Hello again {n}")})),
+        want: ADMINS,
+    },
+    Case {
+        method: "DELETE",
+        path: "/api/saved-replies/{doomed_reply}",
+        body: none,
+        want: ADMINS,
+    },
+    Case {
+        method: "GET",
         path: "/healthz",
         body: none,
         want: ANYONE,
@@ -244,6 +268,8 @@ fn route_of(path: &str) -> String {
         "{conversation}",
         "{agent}",
         "{doomed_agent}",
+        "{reply}",
+        "{doomed_reply}",
     ]
     .iter()
     .fold(path.to_string(), |p, x| p.replace(x, "{id}"))
@@ -259,6 +285,7 @@ struct World {
     conversation: u64,
     agent: u64,
     knowledge: Value,
+    reply: u64,
 }
 
 /// A server whose admin holds a token that has expired: issued by a run with
@@ -297,6 +324,7 @@ async fn world(s: &TestServer, expired_token: String) -> World {
     let (_, knowledge) = s
         .http("GET", "/api/nlp/knowledge", Some(&admin_token), None)
         .await;
+    let reply = saved_reply(s, &admin_token, "greeting").await;
     World {
         visitor_token: w.token,
         expired_token,
@@ -306,7 +334,18 @@ async fn world(s: &TestServer, expired_token: String) -> World {
         conversation: conversation.0,
         agent,
         knowledge,
+        reply,
     }
+}
+
+/// Adds a saved reply; returns its id.
+async fn saved_reply(s: &TestServer, admin_token: &str, shortcut: &str) -> u64 {
+    let body = json!({"shortcut": shortcut, "text": "Hello! How can I help?"});
+    let (status, r) = s
+        .http("POST", "/api/saved-replies", Some(admin_token), Some(body))
+        .await;
+    assert_eq!(status, 201, "{r}");
+    r["id"].as_u64().unwrap()
 }
 
 impl World {
@@ -432,7 +471,16 @@ async fn fill(s: &TestServer, w: &World, path: &str) -> String {
     } else {
         0
     };
+    static REPLIES_MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let doomed_reply = if path.contains("{doomed_reply}") {
+        let n = REPLIES_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        saved_reply(s, &w.admin_token, &format!("doomed-{n}")).await
+    } else {
+        0
+    };
     path.replace("{customer}", &w.customer.to_string())
+        .replace("{doomed_reply}", &doomed_reply.to_string())
+        .replace("{reply}", &w.reply.to_string())
         .replace("{doomed}", &doomed.to_string())
         .replace("{conversation}", &w.conversation.to_string())
         .replace("{agent}", &w.agent.to_string())

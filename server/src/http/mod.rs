@@ -7,6 +7,7 @@ mod assets;
 pub mod conn;
 mod error;
 mod nlp;
+mod replies;
 mod throttle;
 mod ws;
 
@@ -87,6 +88,14 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         )
         .route("/api/nlp/model", post(nlp::load_model))
         .route("/api/nlp/analyze", post(nlp::analyze))
+        .route(
+            "/api/saved-replies",
+            get(replies::list).post(replies::create),
+        )
+        .route(
+            "/api/saved-replies/{id}",
+            axum::routing::patch(replies::update).delete(replies::delete),
+        )
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

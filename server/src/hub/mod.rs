@@ -23,6 +23,7 @@ pub mod broker;
 pub(crate) mod commit;
 mod ops;
 mod recovery;
+pub mod replies;
 mod resend;
 pub(crate) mod routing;
 pub mod teams;
@@ -317,6 +318,8 @@ struct Shared {
     nlp: Option<Arc<crate::nlp::Nlp>>,
     /// Agent sessions by bearer token, closed when their token is revoked.
     token_sessions: accounts::TokenSessions,
+    /// One writer of saved replies at a time (their shortcuts are unique).
+    replies_lock: tokio::sync::Mutex<()>,
 }
 
 impl Hub {
@@ -352,6 +355,7 @@ impl Hub {
                 next_session: AtomicU64::new(1),
                 nlp,
                 token_sessions: Default::default(),
+                replies_lock: Default::default(),
             }),
         };
         hub.load()?;

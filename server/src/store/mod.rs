@@ -20,7 +20,7 @@
 mod records;
 
 pub use records::{
-    AgentRecord, Customer, StoredConversation, TokenRecord, NOTED_ALL, NOTE_CHECKPOINT,
+    AgentRecord, Customer, SavedReply, StoredConversation, TokenRecord, NOTED_ALL, NOTE_CHECKPOINT,
 };
 
 use std::io::Write as _;
@@ -134,6 +134,8 @@ struct Trees {
     agentid_teams: sled::Tree,
     /// ConversationId → String: the team the conversation is routed to (no key: none).
     conversationid_team: sled::Tree,
+    /// u64 id → SavedReply
+    replyid_reply: sled::Tree,
 }
 
 impl Trees {
@@ -160,6 +162,7 @@ impl Trees {
             tokenhash_token: tree("tokenhash_token")?,
             agentid_teams: tree("agentid_teams")?,
             conversationid_team: tree("conversationid_team")?,
+            replyid_reply: tree("replyid_reply")?,
             db,
         };
         trees.meta.insert("format", &[VALUE_FORMAT])?;
@@ -738,6 +741,34 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+impl Store {
+    // ---- saved replies ----
+
+    pub fn put_saved_reply(&self, r: &SavedReply) -> Result<()> {
+        let t = self.trees()?;
+        self.wrote(t.replyid_reply.insert(r.id.to_be_bytes(), encode(r)))?;
+        Ok(())
+    }
+
+    /// Every saved reply, in id order (there are at most a few hundred).
+    pub fn saved_replies(&self) -> Result<Vec<SavedReply>> {
+        self.trees()?
+            .replyid_reply
+            .iter()
+            .values()
+            .map(|v| decode("saved replies", &v?))
+            .collect()
+    }
+
+    /// Removes a saved reply; `false` if there was none.
+    pub fn delete_saved_reply(&self, id: u64) -> Result<bool> {
+        let t = self.trees()?;
+        Ok(self
+            .wrote(t.replyid_reply.remove(id.to_be_bytes()))?
+            .is_some())
     }
 }
 

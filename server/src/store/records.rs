@@ -256,6 +256,17 @@ impl AgentRecord {
     }
 }
 
+/// A saved reply ("canned response"): text an agent inserts by its shortcut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedReply {
+    pub id: u64,
+    /// Lower-case `a-z`, `0-9`, `_` and `-`, unique; typed after `/` in the console.
+    pub shortcut: String,
+    pub text: String,
+    pub updated_at: u64,
+    pub updated_by: AgentId,
+}
+
 /// A bearer token's record, keyed by the token's SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
