@@ -306,6 +306,75 @@ test("another agent's console drops a disabled or deleted account at once, and s
   await ctx.close();
 });
 
+test('saved replies: an admin adds them on the dashboard; an agent inserts one with /shortcut; it reaches the visitor as text', async () => {
+  const sam = await server.createAgent({ email: 'sam@example.com', name: 'Sam', capacity: 5 });
+  const adminCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const boss = await adminCtx.newPage();
+  const bossSeen = watch(boss);
+  await consoleLogin(boss, server, server.adminEmail, server.adminPassword);
+  await boss.locator('.nav-item[data-view="dashboard"]').click();
+  const text = 'Returns are free for 30 days. <b>Keep</b> the receipt & box.';
+  for (const [shortcut, body] of [['returns', text], ['hello', 'Hi! How can I help?']]) {
+    await boss.locator('#reply-shortcut').fill(shortcut);
+    await boss.locator('#reply-text').fill(body);
+    await boss.locator('#reply-form button[type="submit"]').click();
+    await boss.locator('#reply-list li', { hasText: '/' + shortcut }).waitFor();
+  }
+  // By shortcut; the text shown as text.
+  assert.deepEqual(await boss.locator('#reply-list .shortcut').allTextContents(), ['/hello', '/returns']);
+  assert.equal(await boss.locator('#reply-list li', { hasText: '/returns' }).locator('.text').textContent(), text);
+  assert.equal(await boss.locator('#reply-list b').count(), 0);
+  await shot(boss, 'console-saved-replies-dashboard');
+  // A taken shortcut is refused and said so.
+  await boss.locator('#reply-shortcut').fill('hello');
+  await boss.locator('#reply-text').fill('again');
+  await boss.locator('#reply-form button[type="submit"]').click();
+  await boss.locator('#toast', { hasText: 'Could not add /hello' }).waitFor();
+  boss.once('dialog', (d) => d.accept());
+  await boss.locator('#reply-list li', { hasText: '/hello' }).locator('button', { hasText: 'Delete' }).click();
+  await boss.locator('#reply-list li', { hasText: '/hello' }).waitFor({ state: 'detached' });
+  assert.deepEqual(bossSeen.errors, []);
+  await adminCtx.close();
+
+  // An agent (no add form for her) answers a visitor with it.
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agent = await agentCtx.newPage();
+  const visitor = await visitorCtx.newPage();
+  const seen = [watch(agent), watch(visitor)];
+  await consoleLogin(agent, server, sam.email, sam.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Can I send these shoes back?');
+  await agentTakes(visitor, agent);
+  const input = agent.locator('#composer-input');
+  const picker = agent.locator('#reply-picker');
+  await input.pressSequentially('/zz');
+  await picker.locator('li', { hasText: 'No saved reply starts with “zz”' }).waitFor();
+  await input.press('Escape');
+  await picker.waitFor({ state: 'hidden' });
+  await input.fill('');
+  await input.pressSequentially('/ret');
+  await picker.locator('li[role="option"][aria-selected="true"]', { hasText: '/returns' }).waitFor();
+  assert.equal(await picker.locator('li[role="option"]').count(), 1);
+  await shot(agent, 'console-saved-reply-picker');
+  await input.press('Enter');
+  await picker.waitFor({ state: 'hidden' });
+  assert.equal(await input.inputValue(), text);
+  await input.press('Enter');
+  const bubble = visitor.locator(`${W.rows} .bubble`, { hasText: 'Returns are free for 30 days.' });
+  await bubble.waitFor({ timeout: 15000 });
+  assert.equal(await bubble.textContent(), text);
+  assert.equal(await bubble.locator('b').count(), 0);
+  await agent.locator('.nav-item[data-view="dashboard"]').click();
+  await agent.locator('#reply-list li', { hasText: '/returns' }).waitFor();
+  assert.equal(await agent.locator('#reply-form').isVisible(), false);
+  assert.equal(await agent.locator('#reply-list button').count(), 0);
+  for (const s of seen) assert.deepEqual(s.errors, []);
+  await agentCtx.close();
+  await visitorCtx.close();
+});
+
 test('an admin moves any open conversation: one with the bot to a team, another agent\'s to an agent', async () => {
   const dora = await server.createAgent({ email: 'dora@example.com', name: 'Dora', teams: ['returns'] });
   const ed = await server.createAgent({ email: 'ed@example.com', name: 'Ed' });

@@ -50,6 +50,8 @@
     readSent: new Map(), // conversation id -> seq
     hiddenNews: 0,
     customers: new Map(), // id -> Customer (cache)
+    replies: null, // saved replies, fetched when first needed
+    picker: { items: [], active: 0 }, // the saved replies offered for a `/shortcut`
   };
 
   function load(key) {
@@ -1334,6 +1336,146 @@
     return button;
   }
 
+  // ---------------------------------------------------------------- saved replies
+
+  /** Fetches the saved replies (GET /api/saved-replies); redraws the dashboard's list. */
+  async function loadReplies() {
+    try {
+      const data = await api('GET', '/api/saved-replies');
+      state.replies = data.replies || [];
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      state.replies = state.replies || [];
+    }
+    if (state.view === 'dashboard') renderReplies();
+    return state.replies;
+  }
+
+  /** The shortcut being typed as `/shortcut` alone in the reply box, or null. */
+  function replyQuery() {
+    const m = /^\/([a-z0-9_-]*)$/i.exec($('composer-input').value);
+    return m ? m[1].toLowerCase() : null;
+  }
+
+  /** Offers the saved replies whose shortcut starts with what follows the `/`. */
+  function updatePicker() {
+    const q = replyQuery();
+    if (q === null) return hidePicker();
+    if (state.replies === null) {
+      loadReplies().then(() => replyQuery() !== null && updatePicker());
+      return undefined;
+    }
+    const items = state.replies.filter((r) => r.shortcut.startsWith(q)).slice(0, 8);
+    state.picker = { items, active: 0 };
+    renderPicker(items.length ? null : state.replies.length ? `No saved reply starts with “${q}”.` : 'No saved replies yet.');
+    return undefined;
+  }
+
+  function renderPicker(empty) {
+    const picker = $('reply-picker');
+    const input = $('composer-input');
+    const { items, active } = state.picker;
+    const options = items.map((r, i) => {
+      const li = h(
+        'li',
+        { role: 'option', id: 'reply-option-' + r.id, 'aria-selected': i === active ? 'true' : 'false', 'data-shortcut': r.shortcut },
+        h('span', { class: 'shortcut' }, '/' + r.shortcut),
+        h('span', { class: 'preview' }, r.text),
+      );
+      // mousedown, not click: the reply box must not lose focus first.
+      li.addEventListener('mousedown', (ev) => {
+        ev.preventDefault();
+        insertReply(r);
+      });
+      return li;
+    });
+    picker.replaceChildren(...(empty ? [h('li', { class: 'muted', 'aria-disabled': 'true' }, empty)] : options));
+    picker.hidden = false;
+    if (items[active]) input.setAttribute('aria-activedescendant', 'reply-option-' + items[active].id);
+    else input.removeAttribute('aria-activedescendant');
+  }
+
+  function hidePicker() {
+    $('reply-picker').hidden = true;
+    state.picker = { items: [], active: 0 };
+    $('composer-input').removeAttribute('aria-activedescendant');
+  }
+
+  /** Puts a saved reply's text in the reply box (as text), ready to edit or send. */
+  function insertReply(r) {
+    const input = $('composer-input');
+    input.value = r.text;
+    hidePicker();
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+    noteTyping();
+  }
+
+  /** The picker's keys (arrows, Enter or Tab to insert, Escape); true when the key was one of them. */
+  function pickerKey(ev) {
+    if ($('reply-picker').hidden) return false;
+    const { items, active } = state.picker;
+    if (ev.key === 'Escape') {
+      hidePicker();
+      return true;
+    }
+    if (!items.length) return false;
+    if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+      state.picker.active = (active + (ev.key === 'ArrowDown' ? 1 : items.length - 1)) % items.length;
+      renderPicker(null);
+      return true;
+    }
+    if ((ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) || ev.key === 'Tab') {
+      insertReply(items[active]);
+      return true;
+    }
+    return false;
+  }
+
+  /** The dashboard's list; admins also get the add form and delete buttons. */
+  function renderReplies() {
+    const admin = state.me && state.me.role === 'admin';
+    $('reply-form').hidden = !admin;
+    const items = (state.replies || []).map((r) => {
+      const li = h('li', { 'data-reply': String(r.id) }, h('span', { class: 'shortcut' }, '/' + r.shortcut), h('span', { class: 'text' }, r.text));
+      if (admin) li.append(deleteReplyButton(r));
+      return li;
+    });
+    const none = admin ? 'No saved replies yet: add the answers you type most.' : 'No saved replies yet.';
+    $('reply-list').replaceChildren(...(items.length ? items : [h('li', { class: 'muted' }, none)]));
+  }
+
+  async function addReply(ev) {
+    ev.preventDefault();
+    const shortcut = $('reply-shortcut').value.trim().toLowerCase();
+    const text = $('reply-text').value;
+    try {
+      await api('POST', '/api/saved-replies', { shortcut, text });
+      $('reply-form').reset();
+      toast(`Saved reply /${shortcut} added.`);
+      await loadReplies();
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      toast(`Could not add /${shortcut}: ${err.message}`);
+    }
+  }
+
+  function deleteReplyButton(r) {
+    const button = h('button', { class: 'btn danger', type: 'button', 'aria-label': `Delete saved reply /${r.shortcut}` }, 'Delete');
+    button.addEventListener('click', async () => {
+      if (!confirm(`Delete the saved reply /${r.shortcut}?`)) return;
+      try {
+        await api('DELETE', `/api/saved-replies/${r.id}`);
+        toast(`Saved reply /${r.shortcut} deleted.`);
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        toast(`Could not delete /${r.shortcut}: ${err.message}`);
+      }
+      await loadReplies();
+    });
+    return button;
+  }
+
   let statsTimer = 0;
   function showView(view) {
     state.view = view;
@@ -1345,6 +1487,7 @@
     if (view === 'customers') loadCustomers(false);
     if (view === 'dashboard') {
       loadStats();
+      loadReplies();
       statsTimer = setInterval(() => !document.hidden && loadStats(), 30000);
     }
     if (view === 'inbox' && state.selected) markRead(state.selected);
@@ -1382,6 +1525,7 @@
     state.msgs.clear();
     state.loaded.clear();
     state.selected = null;
+    state.replies = null;
     if (token && !message) {
       fetch('/api/logout', { method: 'POST', headers: { Authorization: 'Bearer ' + token } }).catch(() => {});
     }
@@ -1445,12 +1589,19 @@
       submit();
     });
     input.addEventListener('keydown', (ev) => {
+      if (pickerKey(ev)) {
+        ev.preventDefault();
+        return;
+      }
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
         ev.preventDefault();
         submit();
       }
     });
     input.addEventListener('input', noteTyping);
+    input.addEventListener('input', updatePicker);
+    input.addEventListener('blur', hidePicker);
+    $('reply-form').addEventListener('submit', addReply);
     $('thread-log').addEventListener('scroll', (ev) => {
       if (ev.target.scrollTop < 60) loadOlder();
     });
