@@ -41,6 +41,8 @@ crate::codec::wire_enum! {
         14 => "handoff" Handoff(ConversationRef),
         /// Agent: move a conversation to a team (it leaves its agent and is routed within the team).
         15 => "transfer_to_team" TransferToTeam(TransferToTeam),
+        /// Agent: add a private note to a conversation (agents only see it).
+        16 => "note" Note(NoteRequest),
     }
 }
 
@@ -96,6 +98,15 @@ pub struct SendMessage {
     pub client_id: String,
     #[serde(default)]
     pub conversation_id: Option<ConversationId>,
+    pub text: String,
+}
+
+/// A private note: text for the agents, never sent to the visitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteRequest {
+    pub conversation_id: ConversationId,
+    /// The writer's id for it (1–64 bytes), echoed in the [`crate::server::Note`]; a resend with the same id adds nothing.
+    pub client_id: String,
     pub text: String,
 }
 

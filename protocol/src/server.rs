@@ -33,6 +33,8 @@ crate::codec::wire_enum! {
         /// An agent account was disabled or deleted: it leaves the roster
         /// (sent to agents; an enabled account comes back as a `presence`).
         12 => "agent_removed" AgentRemoved(AgentRemoved),
+        /// A private note was added to a conversation (sent to agents only).
+        13 => "note" Note(Note),
     }
 }
 
@@ -111,6 +113,21 @@ pub struct ConversationEvent {
     /// For `transferred`: the previous agent.
     #[serde(default)]
     pub from_agent: Option<AgentId>,
+}
+
+/// A private note on a conversation: agents see it, the visitor never does.
+/// Notes are not messages: they have no `seq` and are not in the visitor's
+/// history or resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub id: u64,
+    pub conversation_id: ConversationId,
+    pub author: Author,
+    pub text: String,
+    /// The writer's id for it, from the request.
+    pub client_id: String,
+    /// ms since the epoch.
+    pub sent_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

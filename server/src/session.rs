@@ -424,6 +424,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             ClientMessage::TransferToTeam(t) => {
                 hub.transfer_to_team(actor, t.conversation_id, t.team).await
             }
+            ClientMessage::Note(n) => hub.add_note(actor, n).await,
             ClientMessage::VisitorHello(_) | ClientMessage::AgentHello(_) => {
                 Err(HubError::BadRequest("already said hello".into()))
             }
@@ -563,6 +564,7 @@ fn conversation_of(msg: &ClientMessage) -> Option<ConversationId> {
         ClientMessage::Transfer(t) => Some(t.conversation_id),
         ClientMessage::TransferToTeam(t) => Some(t.conversation_id),
         ClientMessage::Rate(r) => Some(r.conversation_id),
+        ClientMessage::Note(n) => Some(n.conversation_id),
         _ => None,
     }
 }

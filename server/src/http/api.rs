@@ -418,9 +418,13 @@ pub(super) async fn get_conversation(
             limit: p.limit,
         },
     )?;
-    Ok(Json(
-        json!({ "conversation": view, "messages": page.messages, "has_more": page.has_more }),
-    ))
+    let notes = app.hub.notes(id)?;
+    Ok(Json(json!({
+        "conversation": view,
+        "messages": page.messages,
+        "has_more": page.has_more,
+        "notes": notes,
+    })))
 }
 
 // ---- agents ----

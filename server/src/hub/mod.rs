@@ -21,6 +21,7 @@ pub mod accounts;
 mod bot;
 pub mod broker;
 pub(crate) mod commit;
+mod notes;
 mod ops;
 mod recovery;
 pub mod replies;

@@ -30,6 +30,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use switchboard_protocol::codec::{from_bincode, to_bincode, DecodeError};
 use switchboard_protocol::model::Message;
+use switchboard_protocol::server::Note;
 use switchboard_protocol::{AgentId, ConversationId, CustomerId};
 
 /// Format byte written before every stored value. Bump it (and migrate) when a record changes shape.
@@ -136,6 +137,8 @@ struct Trees {
     conversationid_team: sled::Tree,
     /// u64 id → SavedReply
     replyid_reply: sled::Tree,
+    /// ConversationId ++ note id (u64 BE) → Note: private notes, oldest first.
+    conversationid_noteid_note: sled::Tree,
 }
 
 impl Trees {
@@ -163,6 +166,7 @@ impl Trees {
             agentid_teams: tree("agentid_teams")?,
             conversationid_team: tree("conversationid_team")?,
             replyid_reply: tree("replyid_reply")?,
+            conversationid_noteid_note: tree("conversationid_noteid_note")?,
             db,
         };
         trees.meta.insert("format", &[VALUE_FORMAT])?;
@@ -560,6 +564,7 @@ impl Store {
         for tree in [
             &t.conversationid_seq_message,
             &t.conversationid_clientid_seq,
+            &t.conversationid_noteid_note,
         ] {
             for key in tree.scan_prefix(c.id.to_be_bytes()).keys() {
                 self.wrote(tree.remove(key?))?;
@@ -745,6 +750,27 @@ impl Store {
 }
 
 impl Store {
+    // ---- private notes ----
+
+    pub fn put_note(&self, n: &Note) -> Result<()> {
+        let t = self.trees()?;
+        self.wrote(
+            t.conversationid_noteid_note
+                .insert(key2(n.conversation_id.0, n.id), encode(n)),
+        )?;
+        Ok(())
+    }
+
+    /// A conversation's notes, oldest first.
+    pub fn notes(&self, conv: ConversationId) -> Result<Vec<Note>> {
+        self.trees()?
+            .conversationid_noteid_note
+            .scan_prefix(conv.to_be_bytes())
+            .values()
+            .map(|v| decode("notes", &v?))
+            .collect()
+    }
+
     // ---- saved replies ----
 
     pub fn put_saved_reply(&self, r: &SavedReply) -> Result<()> {
