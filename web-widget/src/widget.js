@@ -977,6 +977,22 @@ label.field input, label.field textarea, .card textarea {
       }
       this.pendingHistory = null;
       this.afterMessages(!wasOlder);
+      this.countUnread();
+    }
+
+    /**
+     * After a page load the history comes in as stored, not live, so count
+     * what the visitor has not read yet (the server's read mark, or a newer
+     * one of ours): the launcher's badge must survive going to another page.
+     */
+    countUnread() {
+      const c = this.conversation;
+      if (!c || this.canSee()) return;
+      const read = Math.max(c.visitor_read_seq || 0, this.readSent);
+      let unread = 0;
+      for (const m of this.messages.values()) if (m.author.kind !== 'visitor' && m.seq > read) unread += 1;
+      this.unread = unread;
+      this.refreshBadge();
     }
 
     onError(msg) {

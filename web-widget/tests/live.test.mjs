@@ -155,3 +155,46 @@ test('visitor and agent chat live, with typing, receipts, safe text and reloads'
   await visitorCtx.close();
   await agentCtx.close();
 });
+
+test('unread replies still show on the launcher after the visitor goes to another page', async () => {
+  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await visitorCtx.newPage();
+  const agent = await agentCtx.newPage();
+  const vSeen = watch(visitor);
+  // An agent of her own, so the conversation is the only one in her list.
+  const noor = await server.createAgent({ email: 'noor@example.com', name: 'Noor', capacity: 5 });
+  await consoleLogin(agent, server, noor.email, noor.password);
+
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Do you ship to Norway?');
+  await agentTakes(visitor, agent);
+
+  // The visitor minimises the chat; two replies come in.
+  await visitor.locator('#switchboard-widget [aria-label="Minimise chat"]').click();
+  for (const text of ['Yes, we do.', 'Shipping takes 3 to 5 days.']) {
+    await agent.locator('#composer-input').fill(text);
+    await agent.locator('#composer-input').press('Enter');
+  }
+  const badge = visitor.locator('#switchboard-widget .launcher .badge');
+  await badge.filter({ hasText: '2' }).waitFor({ timeout: 10000 });
+
+  // Another page of the shop: the replies are still unread, so the badge stays.
+  await visitor.goto(server.url + '/?page=beans');
+  await badge.filter({ hasText: '2' }).waitFor({ timeout: 10000 });
+  assert.equal(await visitor.locator(W.launcher).getAttribute('aria-label'), 'Open chat, 2 unread');
+  await shot(visitor, 'widget-unread-after-navigation');
+
+  // Reading them clears it, and it stays cleared on the next page.
+  await openWidget(visitor);
+  await badge.waitFor({ state: 'hidden' });
+  await agent.locator('#thread-log .msg.agent .meta', { hasText: 'Seen' }).last().waitFor({ timeout: 10000 });
+  await visitor.goto(server.url + '/?page=help');
+  await visitor.locator('#switchboard-widget .log [data-seq]').first().waitFor({ state: 'attached', timeout: 10000 });
+  await visitor.waitForTimeout(500);
+  assert.equal(await badge.isVisible(), false, 'no badge once read');
+  assert.deepEqual(vSeen.errors, []);
+  await visitorCtx.close();
+  await agentCtx.close();
+});
