@@ -404,6 +404,7 @@ label.field input, label.field textarea, .card textarea {
       this.build();
       if (this.token) this.connection.connect(); // a returning visitor: resume at once
       window.addEventListener('online', () => this.connection.retryNow());
+      window.addEventListener('offline', () => this.onOffline());
       document.addEventListener('visibilitychange', () => this.markRead());
     }
 
@@ -771,6 +772,17 @@ label.field input, label.field textarea, .card textarea {
         this.terminal = true;
       }
       this.refreshBanner();
+    }
+
+    /**
+     * The browser lost its network. The socket may stay half-open for minutes
+     * without a close event, so drop it now: the visitor sees the offline
+     * banner and what they write waits; `online` reconnects and resumes.
+     */
+    onOffline() {
+      if (!this.connection.ws) return;
+      this.connection.stop(1000);
+      this.onClosed(1006);
     }
 
     forgetVisitor() {

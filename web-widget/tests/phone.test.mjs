@@ -218,3 +218,50 @@ test('a rejected token (4501) makes the widget start anew and the console ask fo
   await shot(page, 'console-login');
   await ctx.close();
 });
+
+test('the browser going offline shows at once on both sides; what was written meanwhile arrives once it is back', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const page = await ctx.newPage();
+  const agent = await agentCtx.newPage();
+  const seen = watch(page);
+  await consoleLogin(agent, server, server.adminEmail, server.adminPassword);
+  await page.goto(server.url + '/');
+  await openWidget(page);
+  await visitorSends(page, 'Before the network dropped');
+  await agentTakes(page, agent);
+
+  // The visitor's network goes away: the widget says so and holds what is written.
+  await ctx.setOffline(true);
+  const banner = page.locator('#switchboard-widget .banner', { hasText: 'offline' });
+  await banner.waitFor({ state: 'visible', timeout: 3000 });
+  await page.locator(W.input).fill('Written without a network');
+  await page.locator(W.input).press('Enter');
+  await page.locator('#switchboard-widget .msg.pending .meta', { hasText: 'Waiting for connection' }).waitFor({ timeout: 3000 });
+  await agent.locator('#composer-input').fill('Replied while the visitor was offline');
+  await agent.locator('#composer-input').press('Enter');
+  await shot(page, 'widget-network-offline');
+
+  // The agent's network goes away too: the console says so.
+  await agentCtx.setOffline(true);
+  await agent.locator('#conn-banner', { hasText: 'Reconnecting' }).waitFor({ timeout: 3000 });
+
+  // Both come back, resume, and agree, nothing lost and nothing doubled.
+  await agentCtx.setOffline(false);
+  await ctx.setOffline(false);
+  await banner.waitFor({ state: 'hidden', timeout: 15000 });
+  await agent.locator('#conn-banner').waitFor({ state: 'hidden', timeout: 15000 });
+  await page.locator(`${W.rows} .bubble`, { hasText: 'Written without a network' }).waitFor({ timeout: 10000 });
+  await page.locator(`${W.rows} .bubble`, { hasText: 'Replied while the visitor was offline' }).waitFor({ timeout: 10000 });
+  await agent.locator('#thread-log .bubble', { hasText: 'Written without a network' }).waitFor({ timeout: 10000 });
+  await page.waitForTimeout(500);
+  const rows = await widgetTranscript(page);
+  assert.deepEqual(
+    rows.filter((r) => r.author !== 'bot').map((r) => r.text),
+    ['Before the network dropped', 'Replied while the visitor was offline', 'Written without a network'],
+  );
+  assert.deepEqual(await consoleTranscript(agent), rows, 'console and widget agree');
+  assert.deepEqual(seen.errors, []);
+  await agentCtx.close();
+  await ctx.close();
+});

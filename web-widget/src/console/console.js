@@ -263,6 +263,12 @@
   window.addEventListener('online', () => {
     if (!conn.ws && state.token) conn.connect();
   });
+  // A lost network can leave the socket half-open for minutes: drop it now, say so, and resume when it is back.
+  window.addEventListener('offline', () => {
+    if (!conn.ws) return;
+    conn.stop();
+    onClosed(1006);
+  });
 
   // ---------------------------------------------------------------- frames
 
