@@ -487,6 +487,7 @@ label.field input, label.field textarea, .card textarea {
         rows: '1',
         placeholder: 'Write a message…',
         'aria-label': 'Message',
+        dir: 'auto',
         maxlength: String(MAX_TEXT_CHARS),
       });
       this.input.addEventListener('keydown', (ev) => {
@@ -1143,7 +1144,7 @@ label.field input, label.field textarea, .card textarea {
           ),
         );
       }
-      const bubble = h('div', { class: 'bubble' });
+      const bubble = h('div', { class: 'bubble', dir: 'auto' }); // right-to-left text reads right to left
       renderText(bubble, String(m.text));
       row.append(bubble);
       if (kind !== 'system') {
@@ -1242,7 +1243,7 @@ label.field input, label.field textarea, .card textarea {
     }
 
     renderPending(p, failure) {
-      const bubble = h('div', { class: 'bubble' });
+      const bubble = h('div', { class: 'bubble', dir: 'auto' }); // right-to-left text reads right to left
       renderText(bubble, p.frame.text);
       const meta = h('div', { class: 'meta' });
       if (p.state === 'failed') {

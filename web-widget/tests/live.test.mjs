@@ -198,3 +198,42 @@ test('unread replies still show on the launcher after the visitor goes to anothe
   await visitorCtx.close();
   await agentCtx.close();
 });
+
+test('right-to-left messages read right to left on both sides, and so does the composer', async () => {
+  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await visitorCtx.newPage();
+  const agent = await agentCtx.newPage();
+  const omar = await server.createAgent({ email: 'omar@example.com', name: 'Omar', capacity: 5 });
+  await consoleLogin(agent, server, omar.email, omar.password);
+
+  const hebrew = 'שלום, איפה ההזמנה שלי?';
+  const arabic = 'مرحبا، كيف يمكنني مساعدتك؟';
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, hebrew);
+  await agentTakes(visitor, agent);
+  await agent.locator('#composer-input').fill(arabic);
+  assert.equal(await agent.locator('#composer-input').evaluate((el) => getComputedStyle(el).direction), 'rtl', 'console composer');
+  await agent.locator('#composer-input').press('Enter');
+  await agent.locator('#composer-input').fill('Order SB-10442 left today.');
+  await agent.locator('#composer-input').press('Enter');
+  await visitor.locator('#switchboard-widget .msg.agent .bubble', { hasText: 'left today' }).waitFor({ timeout: 10000 });
+  await visitor.locator(W.input).fill(hebrew);
+  assert.equal(await visitor.locator(W.input).evaluate((el) => getComputedStyle(el).direction), 'rtl', 'widget composer');
+  await visitor.locator(W.input).fill('');
+
+  const direction = (loc) => loc.evaluate((el) => getComputedStyle(el).direction);
+  const w = (text) => visitor.locator(`${W.rows} .bubble`, { hasText: text });
+  const c = (text) => agent.locator('#thread-log .bubble', { hasText: text });
+  assert.equal(await direction(w('שלום')), 'rtl', 'widget: Hebrew');
+  assert.equal(await direction(w('مرحبا')), 'rtl', 'widget: Arabic');
+  assert.equal(await direction(w('left today')), 'ltr', 'widget: English');
+  assert.equal(await direction(c('שלום')), 'rtl', 'console: Hebrew');
+  assert.equal(await direction(c('مرحبا')), 'rtl', 'console: Arabic');
+  assert.equal(await direction(c('left today')), 'ltr', 'console: English');
+  await shot(visitor, 'widget-rtl');
+  await shot(agent, 'console-rtl');
+  await visitorCtx.close();
+  await agentCtx.close();
+});

@@ -863,7 +863,7 @@
       if (kind === 'agent' && (!state.me || m.author.id !== state.me.id)) who.append(h('span', { class: 'tag agent' }, 'Agent'));
       row.append(who);
     }
-    const bubble = h('div', { class: 'bubble' });
+    const bubble = h('div', { class: 'bubble', dir: 'auto' }); // right-to-left text reads right to left
     renderText(bubble, String(m.text));
     row.append(bubble);
     if (kind === 'visitor' && m.analysis) row.append(nlpChips(m.analysis));
@@ -894,7 +894,7 @@
 
   function pendingRow(p) {
     const row = h('div', { class: 'msg agent team ' + (p.state === 'failed' ? 'failed' : 'pending'), 'data-client-id': p.frame.client_id });
-    const bubble = h('div', { class: 'bubble' });
+    const bubble = h('div', { class: 'bubble', dir: 'auto' }); // right-to-left text reads right to left
     renderText(bubble, p.frame.text);
     row.append(bubble);
     if (p.state === 'failed') {
