@@ -386,7 +386,6 @@ label.field input, label.field textarea, .card textarea {
       this.loadingOlder = false;
       this.readSent = 0;
       this.unread = 0;
-      this.agentName = null;
       this.welcomed = false;
       this.terminal = false;
       this.identity = null; // Identify frame to send after the next welcome
@@ -924,7 +923,6 @@ label.field input, label.field textarea, .card textarea {
       const isNew = !this.messages.has(m.seq);
       const gap = live && this.loadedInitialPage && this.highestSeq() > 0 && m.seq > this.highestSeq() + 1;
       this.addMessage(m);
-      if (m.author.kind === 'agent') this.agentName = m.author.name;
       if (m.author.kind !== 'visitor') this.setTyping(null);
       if (gap) this.requestHistory({ after: this.contiguousSeq() });
       if (isNew && live) {
@@ -1351,7 +1349,10 @@ label.field input, label.field textarea, .card textarea {
       // Header status line.
       let line = 'We usually reply in a few minutes';
       if (status === 'queued') line = 'Waiting for an agent…';
-      else if (status === 'assigned') line = this.agentName ? `Chatting with ${this.agentName}` : 'An agent is with you';
+      else if (status === 'assigned') {
+        const name = this.agentName(c.agent_id);
+        line = name ? `Chatting with ${name}` : 'An agent is with you';
+      }
       else if (status === 'bot') line = 'Our assistant is answering';
       else if (status === 'closed') line = 'Conversation ended';
       this.statusLine.textContent = line;
@@ -1385,6 +1386,15 @@ label.field input, label.field textarea, .card textarea {
       this.prechat.hidden = !ask;
       this.composer.hidden = ask;
       this.input.placeholder = closed ? 'Write to start again…' : 'Write a message…';
+    }
+
+    /** The name the assigned agent signed their newest message with (after a transfer, not the previous agent's). */
+    agentName(agentId) {
+      let newest = null;
+      for (const m of this.messages.values()) {
+        if (m.author.kind === 'agent' && m.author.id === agentId && (!newest || m.seq > newest.seq)) newest = m;
+      }
+      return newest ? newest.author.name : null;
     }
 
     refreshBanner() {

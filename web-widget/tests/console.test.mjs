@@ -355,3 +355,50 @@ test('an admin moves any open conversation: one with the bot to a team, another 
   for (const s of seen) assert.deepEqual(s.errors, []);
   for (const c of ctxs) await c.close();
 });
+
+test('after a transfer the widget stops naming the previous agent, then names the new one', async () => {
+  const ann = await server.createAgent({ email: 'ann@example.com', name: 'Ann', capacity: 50 });
+  const ben = await server.createAgent({ email: 'ben@example.com', name: 'Ben', capacity: 50 });
+  const vCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const aCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const bCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await vCtx.newPage();
+  const a = await aCtx.newPage();
+  const b = await bCtx.newPage();
+  await consoleLogin(a, server, ann.email, ann.password);
+
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Can someone change my subscription?');
+  const id = await visitor.evaluate(() => JSON.parse(localStorage.getItem('switchboard.demo.resume')).conversation_id);
+  const annHas = a.locator(`#mine-list [data-conversation="${id}"]`);
+  const handoff = visitor.locator('#switchboard-widget .handoff button');
+  for (let i = 0; i < 50 && !(await annHas.count()); i++) {
+    if (await handoff.isVisible()) await handoff.click();
+    await a.waitForTimeout(200);
+  }
+  await annHas.click();
+  await a.locator('#composer-input').fill('Ann here, let me look.');
+  await a.locator('#composer-input').press('Enter');
+  const status = visitor.locator('#switchboard-widget .status');
+  await status.filter({ hasText: 'Chatting with Ann' }).waitFor({ timeout: 10000 });
+
+  // Ann hands the conversation to Ben: the widget must not go on saying "Ann".
+  await consoleLogin(b, server, ben.email, ben.password);
+  await a.locator('#transfer-to option', { hasText: 'Ben (online' }).waitFor({ state: 'attached', timeout: 10000 });
+  await a.locator('#transfer-to').selectOption('agent:' + ben.id);
+  await a.locator('#transfer').click();
+  await b.locator(`#mine-list [data-conversation="${id}"]`).waitFor({ timeout: 10000 });
+  await visitor.waitForTimeout(500);
+  assert.doesNotMatch(await status.textContent(), /Ann/, 'the header no longer names Ann');
+  assert.equal(await status.textContent(), 'An agent is with you');
+
+  await b.locator(`#mine-list [data-conversation="${id}"]`).click();
+  await b.locator('#composer-input').fill('Hi, Ben here, I will take it from here.');
+  await b.locator('#composer-input').press('Enter');
+  await status.filter({ hasText: 'Chatting with Ben' }).waitFor({ timeout: 10000 });
+  await shot(visitor, 'widget-after-transfer');
+  await vCtx.close();
+  await aCtx.close();
+  await bCtx.close();
+});
