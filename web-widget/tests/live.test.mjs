@@ -237,3 +237,22 @@ test('right-to-left messages read right to left on both sides, and so does the c
   await visitorCtx.close();
   await agentCtx.close();
 });
+
+test('the demo page and the console log no error in the browser console', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const visitor = await ctx.newPage();
+  const agent = await ctx.newPage();
+  const errors = [];
+  for (const page of [visitor, agent]) {
+    page.on('console', (m) => m.type() === 'error' && errors.push(`${page.url()}: ${m.text()} (${m.location().url})`));
+  }
+  await consoleLogin(agent, server, grace.email, grace.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Hello, just checking.');
+  await agent.reload();
+  await agent.locator('#me-dot.online').waitFor({ timeout: 15000 });
+  await visitor.waitForTimeout(500);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
