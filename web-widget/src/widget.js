@@ -394,6 +394,7 @@ label.field input, label.field textarea, .card textarea {
       this.typingIdleTimer = 0;
       this.typingShownTimer = 0;
       this.rated = false;
+      this.ratingToSend = null; // a rate frame given while offline, sent after the next welcome
       this.everConnected = false;
       this.connection = new Connection({
         open: () => this.onOpen(),
@@ -840,6 +841,7 @@ label.field input, label.field textarea, .card textarea {
         this.requestHistory({ before: this.lowestSeq() || null });
       }
       this.flushIdentity();
+      this.flushRating();
       for (const p of this.pending.values()) if (p.state !== 'failed') this.transmit(p);
       this.refreshBanner();
       this.refreshPanels();
@@ -1320,14 +1322,19 @@ label.field input, label.field textarea, .card textarea {
       const c = this.conversation;
       if (!c || !this.score) return;
       const comment = this.comment.value.trim();
-      this.connection.send({
+      this.ratingToSend = {
         type: 'rate',
         conversation_id: c.id,
         score: this.score,
         comment: comment ? [...comment].slice(0, MAX_COMMENT_CHARS).join('') : null,
-      });
+      };
+      this.flushRating(); // offline: it waits for the next welcome, like a message
       this.rated = true;
       this.refreshPanels();
+    }
+
+    flushRating() {
+      if (this.ratingToSend && this.welcomed && this.connection.send(this.ratingToSend)) this.ratingToSend = null;
     }
 
     submitPrechat(skip) {
