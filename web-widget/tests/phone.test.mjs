@@ -265,3 +265,23 @@ test('the browser going offline shows at once on both sides; what was written me
   await agentCtx.close();
   await ctx.close();
 });
+
+test('the console on a phone: the agent still sees their status, sets it and signs out', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const agent = await ctx.newPage();
+  const seen = watch(agent);
+  await consoleLogin(agent, server, server.adminEmail, server.adminPassword); // waits for the visible online dot
+  for (const id of ['#me-name', '#me-status', '#me-capacity', '#logout']) {
+    assert.ok(await agent.locator(id).isVisible(), `${id} is visible on a phone`);
+  }
+  assert.equal(await agent.evaluate(() => document.documentElement.scrollWidth <= innerWidth), true, 'no sideways scroll');
+  await shot(agent, 'console-phone');
+  await agent.locator('#me-status').selectOption('away');
+  await agent.locator('#me-dot.away').waitFor({ timeout: 10000 });
+  await agent.locator('#me-status').selectOption('online');
+  await agent.locator('#me-dot.online').waitFor({ timeout: 10000 });
+  await agent.locator('#logout').click();
+  await agent.locator('#login').waitFor({ state: 'visible' });
+  assert.deepEqual(seen.errors, []);
+  await ctx.close();
+});
