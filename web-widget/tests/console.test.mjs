@@ -402,3 +402,35 @@ test('after a transfer the widget stops naming the previous agent, then names th
   await aCtx.close();
   await bCtx.close();
 });
+
+test('keyboard focus stays on the conversation list while messages and typing come in', async () => {
+  const kim = await server.createAgent({ email: 'kim@example.com', name: 'Kim', capacity: 50 });
+  const vCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const aCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await vCtx.newPage();
+  const agent = await aCtx.newPage();
+  const seen = watch(agent);
+  await consoleLogin(agent, server, kim.email, kim.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Hello, a question about grinders.');
+  await agentTakes(visitor, agent);
+  const id = await visitor.evaluate(() => JSON.parse(localStorage.getItem('switchboard.demo.resume')).conversation_id);
+
+  // The agent tabs back to the list: the item keeps the focus whatever redraws the list.
+  const focusedConversation = () => agent.evaluate(() => document.activeElement && document.activeElement.dataset.conversation);
+  await agent.locator(`#mine-list [data-conversation="${id}"]`).focus();
+  await visitor.locator(W.input).pressSequentially('Which one', { delay: 20 });
+  await agent.locator(`#mine-list [data-conversation="${id}"] .typing-mini`).waitFor({ timeout: 10000 });
+  assert.equal(await focusedConversation(), String(id), 'focus kept while the visitor types');
+  await visitor.locator(W.input).fill('');
+  await visitorSends(visitor, 'Which one do you recommend?');
+  await agent.locator(`#mine-list [data-conversation="${id}"]`, { hasText: 'Which one do you recommend?' }).waitFor({ timeout: 10000 });
+  assert.equal(await focusedConversation(), String(id), 'focus kept when a message comes in');
+  await agent.keyboard.press('Enter');
+  await agent.locator('#composer-input').waitFor({ state: 'visible' });
+  assert.equal(await agent.evaluate(() => document.activeElement.id), 'composer-input', 'Enter opens it and goes to the reply box');
+  assert.deepEqual(seen.errors, []);
+  await vCtx.close();
+  await aCtx.close();
+});

@@ -686,6 +686,17 @@
   // ---------------------------------------------------------------- rendering: lists
 
   function renderLists() {
+    // The lists are rebuilt on every event: keep a keyboard user's focus on the item they were on.
+    const focused = document.activeElement;
+    const refocus = focused && focused.matches('.conv[data-conversation]') ? focused.dataset.conversation : null;
+    drawLists();
+    if (refocus) {
+      const item = document.querySelector(`.conv-list:not([hidden]) .conv[data-conversation="${refocus}"]`);
+      if (item) item.focus();
+    }
+  }
+
+  function drawLists() {
     const all = [...state.convs.values()];
     const meId = state.me ? state.me.id : -1;
     const queue = all
