@@ -797,6 +797,9 @@ label.field input, label.field textarea, .card textarea {
       this.loadedInitialPage = false;
       this.hasOlder = false;
       this.readSent = 0;
+      this.unread = 0; // the forgotten conversation's replies are not this visitor's to read
+      this.refreshBadge();
+      this.setTyping(null);
       this.refreshPanels();
     }
 
