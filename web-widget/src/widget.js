@@ -1332,8 +1332,10 @@ label.field input, label.field textarea, .card textarea {
         comment: comment ? [...comment].slice(0, MAX_COMMENT_CHARS).join('') : null,
       };
       this.flushRating(); // offline: it waits for the next welcome, like a message
+      const hadFocus = this.ratingBody.contains(this.panel.getRootNode().activeElement);
       this.rated = true;
       this.refreshPanels();
+      if (hadFocus) this.input.focus(); // the form is gone: keep a keyboard user inside the panel
     }
 
     flushRating() {
@@ -1366,6 +1368,7 @@ label.field input, label.field textarea, .card textarea {
       else if (status === 'bot') line = 'Our assistant is answering';
       else if (status === 'closed') line = 'Conversation ended';
       this.statusLine.textContent = line;
+      const endHadFocus = this.panel.getRootNode().activeElement === this.endButton;
       this.endButton.hidden = !c || status === 'closed';
 
       // Queue position.
@@ -1396,6 +1399,10 @@ label.field input, label.field textarea, .card textarea {
       this.prechat.hidden = !ask;
       this.composer.hidden = ask;
       this.input.placeholder = closed ? 'Write to start again…' : 'Write a message…';
+      // "End chat" just vanished under a keyboard user's focus: carry it on to the rating.
+      if (endHadFocus && this.endButton.hidden) {
+        (closed && !this.rated ? this.stars.find((s) => s.tabIndex === 0) : this.input).focus();
+      }
     }
 
     /** The name the assigned agent signed their newest message with (after a transfer, not the previous agent's). */

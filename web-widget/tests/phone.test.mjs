@@ -285,3 +285,40 @@ test('the console on a phone: the agent still sees their status, sets it and sig
   assert.deepEqual(seen.errors, []);
   await ctx.close();
 });
+
+test('keyboard: ending the chat moves the focus to the rating, which is given without a mouse', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  await page.goto(server.url + '/');
+  await openWidget(page);
+  await visitorSends(page, 'Just a quick question, never mind.');
+  const focused = () => page.evaluate(() => {
+    const el = document.querySelector('#switchboard-widget').shadowRoot.activeElement;
+    return el ? el.getAttribute('aria-label') || el.textContent.trim() : null;
+  });
+
+  // Shift+Tab from the message box to "End chat", then Enter.
+  const end = page.locator('#switchboard-widget button', { hasText: 'End chat' });
+  await end.waitFor({ state: 'visible', timeout: 10000 });
+  for (let i = 0; i < 10 && (await focused()) !== 'End chat'; i++) await page.keyboard.press('Shift+Tab');
+  assert.equal(await focused(), 'End chat');
+  await page.keyboard.press('Enter');
+  await page.locator('#switchboard-widget .rating').waitFor({ state: 'visible', timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector('#switchboard-widget').shadowRoot.activeElement?.classList.contains('star'), null, { timeout: 3000 });
+
+  // Arrow keys pick the score, Tab reaches the comment and the button.
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await focused(), '2 stars');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('Fine');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await page.locator('#switchboard-widget .rating', { hasText: 'Thank you' }).waitFor();
+  assert.equal(await focused(), 'Message', 'the form is gone: back to the message box');
+  // Escape still closes the panel: the focus never left it.
+  await page.keyboard.press('Escape');
+  await page.locator(W.panel).waitFor({ state: 'hidden' });
+  assert.deepEqual(seen.errors, []);
+  await ctx.close();
+});
