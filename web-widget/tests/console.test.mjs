@@ -434,3 +434,43 @@ test('keyboard focus stays on the conversation list while messages and typing co
   await vCtx.close();
   await aCtx.close();
 });
+
+test('keyboard: Claim and Close keep the focus in the conversation', async () => {
+  const lea = await server.createAgent({ email: 'lea@example.com', name: 'Lea', capacity: 50 });
+  const vCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const aCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await vCtx.newPage();
+  const agent = await aCtx.newPage();
+  const seen = watch(agent);
+  await consoleLogin(agent, server, lea.email, lea.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Do you sell gift cards?');
+  const id = await visitor.evaluate(() => JSON.parse(localStorage.getItem('switchboard.demo.resume')).conversation_id);
+  const focusedId = () => agent.evaluate(() => document.activeElement.id);
+
+  // The bot has it: the agent opens it from the list and claims it with the keyboard.
+  const item = agent.locator(`#bot-list [data-conversation="${id}"], #queue-list [data-conversation="${id}"]`);
+  await item.first().waitFor({ timeout: 10000 });
+  await item.first().focus();
+  await agent.keyboard.press('Enter');
+  await agent.locator('#claim').waitFor({ state: 'visible' });
+  await agent.locator('#claim').focus();
+  await agent.keyboard.press('Enter');
+  await agent.locator('#claim').waitFor({ state: 'hidden', timeout: 10000 });
+  await agent.waitForFunction(() => document.activeElement.id === 'composer-input', null, { timeout: 3000 }).catch(() => {});
+  assert.equal(await focusedId(), 'composer-input', 'after Claim: the reply box');
+  await agent.keyboard.type('Yes, from 10 to 100 euros.');
+  await agent.keyboard.press('Enter');
+  await visitor.locator('#switchboard-widget .msg.agent', { hasText: '100 euros' }).waitFor({ timeout: 10000 });
+
+  // Closing from the keyboard leaves the focus on the conversation, not on the page body.
+  await agent.locator('#close-conv').focus();
+  await agent.keyboard.press('Enter');
+  await agent.locator('#close-conv').waitFor({ state: 'hidden', timeout: 10000 });
+  await agent.waitForFunction(() => document.activeElement.id === 'thread-log', null, { timeout: 3000 }).catch(() => {});
+  assert.equal(await focusedId(), 'thread-log', 'after Close: the messages');
+  assert.deepEqual(seen.errors, []);
+  await vCtx.close();
+  await aCtx.close();
+});

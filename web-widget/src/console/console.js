@@ -781,6 +781,16 @@
   // ---------------------------------------------------------------- rendering: thread
 
   function renderThread(scroll) {
+    const had = document.activeElement;
+    drawThread(scroll);
+    // Claim, Close or Transfer just vanished under a keyboard user's focus: keep it in the conversation.
+    if (had && had !== document.body && $('thread-main').contains(had) && had.offsetParent === null && !$('thread-main').hidden) {
+      const input = $('composer-input');
+      (input.offsetParent !== null ? input : $('thread-log')).focus();
+    }
+  }
+
+  function drawThread(scroll) {
     const id = state.selected;
     const c = id ? state.convs.get(id) : null;
     $('thread-empty').hidden = !!c;
