@@ -386,7 +386,6 @@ label.field input, label.field textarea, .card textarea {
       this.loadingOlder = false;
       this.readSent = 0;
       this.unread = 0;
-      this.agentName = null;
       this.welcomed = false;
       this.terminal = false;
       this.identity = null; // Identify frame to send after the next welcome
@@ -395,6 +394,7 @@ label.field input, label.field textarea, .card textarea {
       this.typingIdleTimer = 0;
       this.typingShownTimer = 0;
       this.rated = false;
+      this.ratingToSend = null; // a rate frame given while offline, sent after the next welcome
       this.everConnected = false;
       this.connection = new Connection({
         open: () => this.onOpen(),
@@ -404,6 +404,7 @@ label.field input, label.field textarea, .card textarea {
       this.build();
       if (this.token) this.connection.connect(); // a returning visitor: resume at once
       window.addEventListener('online', () => this.connection.retryNow());
+      window.addEventListener('offline', () => this.onOffline());
       document.addEventListener('visibilitychange', () => this.markRead());
     }
 
@@ -486,6 +487,7 @@ label.field input, label.field textarea, .card textarea {
         rows: '1',
         placeholder: 'Write a message…',
         'aria-label': 'Message',
+        dir: 'auto',
         maxlength: String(MAX_TEXT_CHARS),
       });
       this.input.addEventListener('keydown', (ev) => {
@@ -773,6 +775,17 @@ label.field input, label.field textarea, .card textarea {
       this.refreshBanner();
     }
 
+    /**
+     * The browser lost its network. The socket may stay half-open for minutes
+     * without a close event, so drop it now: the visitor sees the offline
+     * banner and what they write waits; `online` reconnects and resumes.
+     */
+    onOffline() {
+      if (!this.connection.ws) return;
+      this.connection.stop(1000);
+      this.onClosed(1006);
+    }
+
     forgetVisitor() {
       this.token = null;
       store.remove('token');
@@ -784,6 +797,9 @@ label.field input, label.field textarea, .card textarea {
       this.loadedInitialPage = false;
       this.hasOlder = false;
       this.readSent = 0;
+      this.unread = 0; // the forgotten conversation's replies are not this visitor's to read
+      this.refreshBadge();
+      this.setTyping(null);
       this.refreshPanels();
     }
 
@@ -828,6 +844,7 @@ label.field input, label.field textarea, .card textarea {
         this.requestHistory({ before: this.lowestSeq() || null });
       }
       this.flushIdentity();
+      this.flushRating();
       for (const p of this.pending.values()) if (p.state !== 'failed') this.transmit(p);
       this.refreshBanner();
       this.refreshPanels();
@@ -911,7 +928,6 @@ label.field input, label.field textarea, .card textarea {
       const isNew = !this.messages.has(m.seq);
       const gap = live && this.loadedInitialPage && this.highestSeq() > 0 && m.seq > this.highestSeq() + 1;
       this.addMessage(m);
-      if (m.author.kind === 'agent') this.agentName = m.author.name;
       if (m.author.kind !== 'visitor') this.setTyping(null);
       if (gap) this.requestHistory({ after: this.contiguousSeq() });
       if (isNew && live) {
@@ -977,6 +993,22 @@ label.field input, label.field textarea, .card textarea {
       }
       this.pendingHistory = null;
       this.afterMessages(!wasOlder);
+      this.countUnread();
+    }
+
+    /**
+     * After a page load the history comes in as stored, not live, so count
+     * what the visitor has not read yet (the server's read mark, or a newer
+     * one of ours): the launcher's badge must survive going to another page.
+     */
+    countUnread() {
+      const c = this.conversation;
+      if (!c || this.canSee()) return;
+      const read = Math.max(c.visitor_read_seq || 0, this.readSent);
+      let unread = 0;
+      for (const m of this.messages.values()) if (m.author.kind !== 'visitor' && m.seq > read) unread += 1;
+      this.unread = unread;
+      this.refreshBadge();
     }
 
     onError(msg) {
@@ -1115,7 +1147,7 @@ label.field input, label.field textarea, .card textarea {
           ),
         );
       }
-      const bubble = h('div', { class: 'bubble' });
+      const bubble = h('div', { class: 'bubble', dir: 'auto' }); // right-to-left text reads right to left
       renderText(bubble, String(m.text));
       row.append(bubble);
       if (kind !== 'system') {
@@ -1214,7 +1246,7 @@ label.field input, label.field textarea, .card textarea {
     }
 
     renderPending(p, failure) {
-      const bubble = h('div', { class: 'bubble' });
+      const bubble = h('div', { class: 'bubble', dir: 'auto' }); // right-to-left text reads right to left
       renderText(bubble, p.frame.text);
       const meta = h('div', { class: 'meta' });
       if (p.state === 'failed') {
@@ -1293,14 +1325,21 @@ label.field input, label.field textarea, .card textarea {
       const c = this.conversation;
       if (!c || !this.score) return;
       const comment = this.comment.value.trim();
-      this.connection.send({
+      this.ratingToSend = {
         type: 'rate',
         conversation_id: c.id,
         score: this.score,
         comment: comment ? [...comment].slice(0, MAX_COMMENT_CHARS).join('') : null,
-      });
+      };
+      this.flushRating(); // offline: it waits for the next welcome, like a message
+      const hadFocus = this.ratingBody.contains(this.panel.getRootNode().activeElement);
       this.rated = true;
       this.refreshPanels();
+      if (hadFocus) this.input.focus(); // the form is gone: keep a keyboard user inside the panel
+    }
+
+    flushRating() {
+      if (this.ratingToSend && this.welcomed && this.connection.send(this.ratingToSend)) this.ratingToSend = null;
     }
 
     submitPrechat(skip) {
@@ -1322,10 +1361,14 @@ label.field input, label.field textarea, .card textarea {
       // Header status line.
       let line = 'We usually reply in a few minutes';
       if (status === 'queued') line = 'Waiting for an agent…';
-      else if (status === 'assigned') line = this.agentName ? `Chatting with ${this.agentName}` : 'An agent is with you';
+      else if (status === 'assigned') {
+        const name = this.agentName(c.agent_id);
+        line = name ? `Chatting with ${name}` : 'An agent is with you';
+      }
       else if (status === 'bot') line = 'Our assistant is answering';
       else if (status === 'closed') line = 'Conversation ended';
       this.statusLine.textContent = line;
+      const endHadFocus = this.panel.getRootNode().activeElement === this.endButton;
       this.endButton.hidden = !c || status === 'closed';
 
       // Queue position.
@@ -1356,6 +1399,19 @@ label.field input, label.field textarea, .card textarea {
       this.prechat.hidden = !ask;
       this.composer.hidden = ask;
       this.input.placeholder = closed ? 'Write to start again…' : 'Write a message…';
+      // "End chat" just vanished under a keyboard user's focus: carry it on to the rating.
+      if (endHadFocus && this.endButton.hidden) {
+        (closed && !this.rated ? this.stars.find((s) => s.tabIndex === 0) : this.input).focus();
+      }
+    }
+
+    /** The name the assigned agent signed their newest message with (after a transfer, not the previous agent's). */
+    agentName(agentId) {
+      let newest = null;
+      for (const m of this.messages.values()) {
+        if (m.author.kind === 'agent' && m.author.id === agentId && (!newest || m.seq > newest.seq)) newest = m;
+      }
+      return newest ? newest.author.name : null;
     }
 
     refreshBanner() {

@@ -424,3 +424,122 @@ test('an admin moves any open conversation: one with the bot to a team, another 
   for (const s of seen) assert.deepEqual(s.errors, []);
   for (const c of ctxs) await c.close();
 });
+
+test('after a transfer the widget stops naming the previous agent, then names the new one', async () => {
+  const ann = await server.createAgent({ email: 'ann@example.com', name: 'Ann', capacity: 50 });
+  const ben = await server.createAgent({ email: 'ben@example.com', name: 'Ben', capacity: 50 });
+  const vCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const aCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const bCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await vCtx.newPage();
+  const a = await aCtx.newPage();
+  const b = await bCtx.newPage();
+  await consoleLogin(a, server, ann.email, ann.password);
+
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Can someone change my subscription?');
+  const id = await visitor.evaluate(() => JSON.parse(localStorage.getItem('switchboard.demo.resume')).conversation_id);
+  const annHas = a.locator(`#mine-list [data-conversation="${id}"]`);
+  const handoff = visitor.locator('#switchboard-widget .handoff button');
+  for (let i = 0; i < 50 && !(await annHas.count()); i++) {
+    if (await handoff.isVisible()) await handoff.click();
+    await a.waitForTimeout(200);
+  }
+  await annHas.click();
+  await a.locator('#composer-input').fill('Ann here, let me look.');
+  await a.locator('#composer-input').press('Enter');
+  const status = visitor.locator('#switchboard-widget .status');
+  await status.filter({ hasText: 'Chatting with Ann' }).waitFor({ timeout: 10000 });
+
+  // Ann hands the conversation to Ben: the widget must not go on saying "Ann".
+  await consoleLogin(b, server, ben.email, ben.password);
+  await a.locator('#transfer-to option', { hasText: 'Ben (online' }).waitFor({ state: 'attached', timeout: 10000 });
+  await a.locator('#transfer-to').selectOption('agent:' + ben.id);
+  await a.locator('#transfer').click();
+  await b.locator(`#mine-list [data-conversation="${id}"]`).waitFor({ timeout: 10000 });
+  await visitor.waitForTimeout(500);
+  assert.doesNotMatch(await status.textContent(), /Ann/, 'the header no longer names Ann');
+  assert.equal(await status.textContent(), 'An agent is with you');
+
+  await b.locator(`#mine-list [data-conversation="${id}"]`).click();
+  await b.locator('#composer-input').fill('Hi, Ben here, I will take it from here.');
+  await b.locator('#composer-input').press('Enter');
+  await status.filter({ hasText: 'Chatting with Ben' }).waitFor({ timeout: 10000 });
+  await shot(visitor, 'widget-after-transfer');
+  await vCtx.close();
+  await aCtx.close();
+  await bCtx.close();
+});
+
+test('keyboard focus stays on the conversation list while messages and typing come in', async () => {
+  const kim = await server.createAgent({ email: 'kim@example.com', name: 'Kim', capacity: 50 });
+  const vCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const aCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await vCtx.newPage();
+  const agent = await aCtx.newPage();
+  const seen = watch(agent);
+  await consoleLogin(agent, server, kim.email, kim.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Hello, a question about grinders.');
+  await agentTakes(visitor, agent);
+  const id = await visitor.evaluate(() => JSON.parse(localStorage.getItem('switchboard.demo.resume')).conversation_id);
+
+  // The agent tabs back to the list: the item keeps the focus whatever redraws the list.
+  const focusedConversation = () => agent.evaluate(() => document.activeElement && document.activeElement.dataset.conversation);
+  await agent.locator(`#mine-list [data-conversation="${id}"]`).focus();
+  await visitor.locator(W.input).pressSequentially('Which one', { delay: 20 });
+  await agent.locator(`#mine-list [data-conversation="${id}"] .typing-mini`).waitFor({ timeout: 10000 });
+  assert.equal(await focusedConversation(), String(id), 'focus kept while the visitor types');
+  await visitor.locator(W.input).fill('');
+  await visitorSends(visitor, 'Which one do you recommend?');
+  await agent.locator(`#mine-list [data-conversation="${id}"]`, { hasText: 'Which one do you recommend?' }).waitFor({ timeout: 10000 });
+  assert.equal(await focusedConversation(), String(id), 'focus kept when a message comes in');
+  await agent.keyboard.press('Enter');
+  await agent.locator('#composer-input').waitFor({ state: 'visible' });
+  assert.equal(await agent.evaluate(() => document.activeElement.id), 'composer-input', 'Enter opens it and goes to the reply box');
+  assert.deepEqual(seen.errors, []);
+  await vCtx.close();
+  await aCtx.close();
+});
+
+test('keyboard: Claim and Close keep the focus in the conversation', async () => {
+  const lea = await server.createAgent({ email: 'lea@example.com', name: 'Lea', capacity: 50 });
+  const vCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const aCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await vCtx.newPage();
+  const agent = await aCtx.newPage();
+  const seen = watch(agent);
+  await consoleLogin(agent, server, lea.email, lea.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Do you sell gift cards?');
+  const id = await visitor.evaluate(() => JSON.parse(localStorage.getItem('switchboard.demo.resume')).conversation_id);
+  const focusedId = () => agent.evaluate(() => document.activeElement.id);
+
+  // The bot has it: the agent opens it from the list and claims it with the keyboard.
+  const item = agent.locator(`#bot-list [data-conversation="${id}"], #queue-list [data-conversation="${id}"]`);
+  await item.first().waitFor({ timeout: 10000 });
+  await item.first().focus();
+  await agent.keyboard.press('Enter');
+  await agent.locator('#claim').waitFor({ state: 'visible' });
+  await agent.locator('#claim').focus();
+  await agent.keyboard.press('Enter');
+  await agent.locator('#claim').waitFor({ state: 'hidden', timeout: 10000 });
+  await agent.waitForFunction(() => document.activeElement.id === 'composer-input', null, { timeout: 3000 }).catch(() => {});
+  assert.equal(await focusedId(), 'composer-input', 'after Claim: the reply box');
+  await agent.keyboard.type('Yes, from 10 to 100 euros.');
+  await agent.keyboard.press('Enter');
+  await visitor.locator('#switchboard-widget .msg.agent', { hasText: '100 euros' }).waitFor({ timeout: 10000 });
+
+  // Closing from the keyboard leaves the focus on the conversation, not on the page body.
+  await agent.locator('#close-conv').focus();
+  await agent.keyboard.press('Enter');
+  await agent.locator('#close-conv').waitFor({ state: 'hidden', timeout: 10000 });
+  await agent.waitForFunction(() => document.activeElement.id === 'thread-log', null, { timeout: 3000 }).catch(() => {});
+  assert.equal(await focusedId(), 'thread-log', 'after Close: the messages');
+  assert.deepEqual(seen.errors, []);
+  await vCtx.close();
+  await aCtx.close();
+});

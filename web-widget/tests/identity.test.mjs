@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { startServer, launchBrowser, watch, W, openWidget, visitorSends, widgetTranscript } from './server.mjs';
+import { startServer, launchBrowser, watch, W, openWidget, visitorSends, widgetTranscript, consoleLogin } from './server.mjs';
 
 const SECRET = 'identity-secret-for-tests';
 const sign = (user) => createHmac('sha256', SECRET).update(user).digest('hex');
@@ -71,4 +71,36 @@ test('a signed-in user finds their conversation on another device', async () => 
 
   for (const d of [one, two, stranger]) assert.deepEqual(d.seen.errors, []);
   for (const c of [one.ctx, two.ctx, stranger.ctx, forged]) await c.close();
+});
+
+test("signing out with reset() leaves no unread badge of the previous user's conversation", async () => {
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const agent = await agentCtx.newPage();
+  await consoleLogin(agent, server, server.adminEmail, server.adminPassword);
+  const user = await device('linus-1969');
+  await visitorSends(user.page, 'Is my refund through yet?');
+  // Earlier tests left conversations that may reach this agent too: open this one by its id.
+  const id = await user.page.evaluate(() => JSON.parse(localStorage.getItem('switchboard.demo.resume')).conversation_id);
+  const item = agent.locator(`#mine-list [data-conversation="${id}"]`);
+  const handoff = user.page.locator('#switchboard-widget .handoff button');
+  for (let i = 0; i < 75 && !(await item.count()); i++) {
+    if (await handoff.isVisible()) await handoff.click();
+    await agent.waitForTimeout(200);
+  }
+  await item.click();
+
+  // The panel is closed when the answer comes: the launcher counts it.
+  await user.page.evaluate(() => window.Switchboard.close());
+  await agent.locator('#composer-input').fill('Yes, it went out this morning.');
+  await agent.locator('#composer-input').press('Enter');
+  const badge = user.page.locator('#switchboard-widget .launcher .badge');
+  await badge.filter({ hasText: '1' }).waitFor({ timeout: 10000 });
+
+  // The user signs out of the shop: the next person at this computer sees no unread reply.
+  await user.page.evaluate(() => window.Switchboard.reset());
+  await badge.waitFor({ state: 'hidden', timeout: 5000 });
+  assert.equal(await user.page.locator(W.launcher).getAttribute('aria-label'), 'Open chat');
+  assert.deepEqual(user.seen.errors, []);
+  await user.ctx.close();
+  await agentCtx.close();
 });

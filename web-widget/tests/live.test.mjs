@@ -155,3 +155,104 @@ test('visitor and agent chat live, with typing, receipts, safe text and reloads'
   await visitorCtx.close();
   await agentCtx.close();
 });
+
+test('unread replies still show on the launcher after the visitor goes to another page', async () => {
+  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await visitorCtx.newPage();
+  const agent = await agentCtx.newPage();
+  const vSeen = watch(visitor);
+  // An agent of her own, so the conversation is the only one in her list.
+  const noor = await server.createAgent({ email: 'noor@example.com', name: 'Noor', capacity: 5 });
+  await consoleLogin(agent, server, noor.email, noor.password);
+
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Do you ship to Norway?');
+  await agentTakes(visitor, agent);
+
+  // The visitor minimises the chat; two replies come in.
+  await visitor.locator('#switchboard-widget [aria-label="Minimise chat"]').click();
+  for (const text of ['Yes, we do.', 'Shipping takes 3 to 5 days.']) {
+    await agent.locator('#composer-input').fill(text);
+    await agent.locator('#composer-input').press('Enter');
+  }
+  const badge = visitor.locator('#switchboard-widget .launcher .badge');
+  await badge.filter({ hasText: '2' }).waitFor({ timeout: 10000 });
+
+  // Another page of the shop: the replies are still unread, so the badge stays.
+  await visitor.goto(server.url + '/?page=beans');
+  await badge.filter({ hasText: '2' }).waitFor({ timeout: 10000 });
+  assert.equal(await visitor.locator(W.launcher).getAttribute('aria-label'), 'Open chat, 2 unread');
+  await shot(visitor, 'widget-unread-after-navigation');
+
+  // Reading them clears it, and it stays cleared on the next page.
+  await openWidget(visitor);
+  await badge.waitFor({ state: 'hidden' });
+  await agent.locator('#thread-log .msg.agent .meta', { hasText: 'Seen' }).last().waitFor({ timeout: 10000 });
+  await visitor.goto(server.url + '/?page=help');
+  await visitor.locator('#switchboard-widget .log [data-seq]').first().waitFor({ state: 'attached', timeout: 10000 });
+  await visitor.waitForTimeout(500);
+  assert.equal(await badge.isVisible(), false, 'no badge once read');
+  assert.deepEqual(vSeen.errors, []);
+  await visitorCtx.close();
+  await agentCtx.close();
+});
+
+test('right-to-left messages read right to left on both sides, and so does the composer', async () => {
+  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await visitorCtx.newPage();
+  const agent = await agentCtx.newPage();
+  const omar = await server.createAgent({ email: 'omar@example.com', name: 'Omar', capacity: 5 });
+  await consoleLogin(agent, server, omar.email, omar.password);
+
+  const hebrew = 'שלום, איפה ההזמנה שלי?';
+  const arabic = 'مرحبا، كيف يمكنني مساعدتك؟';
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, hebrew);
+  await agentTakes(visitor, agent);
+  await agent.locator('#composer-input').fill(arabic);
+  assert.equal(await agent.locator('#composer-input').evaluate((el) => getComputedStyle(el).direction), 'rtl', 'console composer');
+  await agent.locator('#composer-input').press('Enter');
+  await agent.locator('#composer-input').fill('Order SB-10442 left today.');
+  await agent.locator('#composer-input').press('Enter');
+  await visitor.locator('#switchboard-widget .msg.agent .bubble', { hasText: 'left today' }).waitFor({ timeout: 10000 });
+  await visitor.locator(W.input).fill(hebrew);
+  assert.equal(await visitor.locator(W.input).evaluate((el) => getComputedStyle(el).direction), 'rtl', 'widget composer');
+  await visitor.locator(W.input).fill('');
+
+  const direction = (loc) => loc.evaluate((el) => getComputedStyle(el).direction);
+  const w = (text) => visitor.locator(`${W.rows} .bubble`, { hasText: text });
+  const c = (text) => agent.locator('#thread-log .bubble', { hasText: text });
+  assert.equal(await direction(w('שלום')), 'rtl', 'widget: Hebrew');
+  assert.equal(await direction(w('مرحبا')), 'rtl', 'widget: Arabic');
+  assert.equal(await direction(w('left today')), 'ltr', 'widget: English');
+  assert.equal(await direction(c('שלום')), 'rtl', 'console: Hebrew');
+  assert.equal(await direction(c('مرحبا')), 'rtl', 'console: Arabic');
+  assert.equal(await direction(c('left today')), 'ltr', 'console: English');
+  await shot(visitor, 'widget-rtl');
+  await shot(agent, 'console-rtl');
+  await visitorCtx.close();
+  await agentCtx.close();
+});
+
+test('the demo page and the console log no error in the browser console', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const visitor = await ctx.newPage();
+  const agent = await ctx.newPage();
+  const errors = [];
+  for (const page of [visitor, agent]) {
+    page.on('console', (m) => m.type() === 'error' && errors.push(`${page.url()}: ${m.text()} (${m.location().url})`));
+  }
+  await consoleLogin(agent, server, grace.email, grace.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Hello, just checking.');
+  await agent.reload();
+  await agent.locator('#me-dot.online').waitFor({ timeout: 15000 });
+  await visitor.waitForTimeout(500);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});

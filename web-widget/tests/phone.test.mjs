@@ -218,3 +218,107 @@ test('a rejected token (4501) makes the widget start anew and the console ask fo
   await shot(page, 'console-login');
   await ctx.close();
 });
+
+test('the browser going offline shows at once on both sides; what was written meanwhile arrives once it is back', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const page = await ctx.newPage();
+  const agent = await agentCtx.newPage();
+  const seen = watch(page);
+  await consoleLogin(agent, server, server.adminEmail, server.adminPassword);
+  await page.goto(server.url + '/');
+  await openWidget(page);
+  await visitorSends(page, 'Before the network dropped');
+  await agentTakes(page, agent);
+
+  // The visitor's network goes away: the widget says so and holds what is written.
+  await ctx.setOffline(true);
+  const banner = page.locator('#switchboard-widget .banner', { hasText: 'offline' });
+  await banner.waitFor({ state: 'visible', timeout: 3000 });
+  await page.locator(W.input).fill('Written without a network');
+  await page.locator(W.input).press('Enter');
+  await page.locator('#switchboard-widget .msg.pending .meta', { hasText: 'Waiting for connection' }).waitFor({ timeout: 3000 });
+  await agent.locator('#composer-input').fill('Replied while the visitor was offline');
+  await agent.locator('#composer-input').press('Enter');
+  await shot(page, 'widget-network-offline');
+
+  // The agent's network goes away too: the console says so.
+  await agentCtx.setOffline(true);
+  await agent.locator('#conn-banner', { hasText: 'Reconnecting' }).waitFor({ timeout: 3000 });
+
+  // Both come back, resume, and agree, nothing lost and nothing doubled.
+  await agentCtx.setOffline(false);
+  await ctx.setOffline(false);
+  await banner.waitFor({ state: 'hidden', timeout: 15000 });
+  await agent.locator('#conn-banner').waitFor({ state: 'hidden', timeout: 15000 });
+  await page.locator(`${W.rows} .bubble`, { hasText: 'Written without a network' }).waitFor({ timeout: 10000 });
+  await page.locator(`${W.rows} .bubble`, { hasText: 'Replied while the visitor was offline' }).waitFor({ timeout: 10000 });
+  await agent.locator('#thread-log .bubble', { hasText: 'Written without a network' }).waitFor({ timeout: 10000 });
+  await page.waitForTimeout(500);
+  const rows = await widgetTranscript(page);
+  assert.deepEqual(
+    rows.filter((r) => r.author !== 'bot').map((r) => r.text),
+    ['Before the network dropped', 'Replied while the visitor was offline', 'Written without a network'],
+  );
+  assert.deepEqual(await consoleTranscript(agent), rows, 'console and widget agree');
+  assert.deepEqual(seen.errors, []);
+  await agentCtx.close();
+  await ctx.close();
+});
+
+test('the console on a phone: the agent still sees their status, sets it and signs out', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const agent = await ctx.newPage();
+  const seen = watch(agent);
+  await consoleLogin(agent, server, server.adminEmail, server.adminPassword); // waits for the visible online dot
+  for (const id of ['#me-name', '#me-status', '#me-capacity', '#logout']) {
+    assert.ok(await agent.locator(id).isVisible(), `${id} is visible on a phone`);
+  }
+  assert.equal(await agent.evaluate(() => document.documentElement.scrollWidth <= innerWidth), true, 'no sideways scroll');
+  await shot(agent, 'console-phone');
+  await agent.locator('#me-status').selectOption('away');
+  await agent.locator('#me-dot.away').waitFor({ timeout: 10000 });
+  await agent.locator('#me-status').selectOption('online');
+  await agent.locator('#me-dot.online').waitFor({ timeout: 10000 });
+  await agent.locator('#logout').click();
+  await agent.locator('#login').waitFor({ state: 'visible' });
+  assert.deepEqual(seen.errors, []);
+  await ctx.close();
+});
+
+test('keyboard: ending the chat moves the focus to the rating, which is given without a mouse', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  await page.goto(server.url + '/');
+  await openWidget(page);
+  await visitorSends(page, 'Just a quick question, never mind.');
+  const focused = () => page.evaluate(() => {
+    const el = document.querySelector('#switchboard-widget').shadowRoot.activeElement;
+    return el ? el.getAttribute('aria-label') || el.textContent.trim() : null;
+  });
+
+  // Shift+Tab from the message box to "End chat", then Enter.
+  const end = page.locator('#switchboard-widget button', { hasText: 'End chat' });
+  await end.waitFor({ state: 'visible', timeout: 10000 });
+  for (let i = 0; i < 10 && (await focused()) !== 'End chat'; i++) await page.keyboard.press('Shift+Tab');
+  assert.equal(await focused(), 'End chat');
+  await page.keyboard.press('Enter');
+  await page.locator('#switchboard-widget .rating').waitFor({ state: 'visible', timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector('#switchboard-widget').shadowRoot.activeElement?.classList.contains('star'), null, { timeout: 3000 });
+
+  // Arrow keys pick the score, Tab reaches the comment and the button.
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await focused(), '2 stars');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('Fine');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await page.locator('#switchboard-widget .rating', { hasText: 'Thank you' }).waitFor();
+  assert.equal(await focused(), 'Message', 'the form is gone: back to the message box');
+  // Escape still closes the panel: the focus never left it.
+  await page.keyboard.press('Escape');
+  await page.locator(W.panel).waitFor({ state: 'hidden' });
+  assert.deepEqual(seen.errors, []);
+  await ctx.close();
+});

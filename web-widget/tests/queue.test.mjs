@@ -131,3 +131,35 @@ test('queue position while no agent is online, then delivery, close, rating', as
   await bob.close();
   await agentCtx.close();
 });
+
+test('a rating given while the network is down reaches the console once it is back', async () => {
+  const rita = await server.createAgent({ email: 'rita@example.com', name: 'Rita', capacity: 5 });
+  const vCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const aCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitor = await vCtx.newPage();
+  const agent = await aCtx.newPage();
+  const seen = watch(visitor);
+  await consoleLogin(agent, server, rita.email, rita.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'I would like to cancel my order, please.');
+  await agentTakes(visitor, agent);
+  await agent.locator('#close-conv').click();
+  await visitor.locator('#switchboard-widget .rating').waitFor({ state: 'visible', timeout: 10000 });
+
+  // The visitor's network drops; they rate anyway.
+  await vCtx.setOffline(true);
+  await visitor.locator('#switchboard-widget .banner', { hasText: 'offline' }).waitFor({ timeout: 3000 });
+  await visitor.locator('#switchboard-widget .star[data-score="5"]').click();
+  await visitor.locator('#switchboard-widget .rating textarea').fill('Sorted while my train was in a tunnel');
+  await visitor.locator('#switchboard-widget .rating button[type="submit"]').click();
+  await visitor.locator('#switchboard-widget .rating', { hasText: 'Thank you' }).waitFor();
+
+  // Back online: the rating is not lost.
+  await vCtx.setOffline(false);
+  await agent.locator('#thread-rating[data-score="5"]').waitFor({ timeout: 15000 });
+  assert.match(await agent.locator('#thread-rating').textContent(), /5\/5.*tunnel/);
+  assert.deepEqual(seen.errors, []);
+  await vCtx.close();
+  await aCtx.close();
+});

@@ -265,6 +265,12 @@
   window.addEventListener('online', () => {
     if (!conn.ws && state.token) conn.connect();
   });
+  // A lost network can leave the socket half-open for minutes: drop it now, say so, and resume when it is back.
+  window.addEventListener('offline', () => {
+    if (!conn.ws) return;
+    conn.stop();
+    onClosed(1006);
+  });
 
   // ---------------------------------------------------------------- frames
 
@@ -682,6 +688,17 @@
   // ---------------------------------------------------------------- rendering: lists
 
   function renderLists() {
+    // The lists are rebuilt on every event: keep a keyboard user's focus on the item they were on.
+    const focused = document.activeElement;
+    const refocus = focused && focused.matches('.conv[data-conversation]') ? focused.dataset.conversation : null;
+    drawLists();
+    if (refocus) {
+      const item = document.querySelector(`.conv-list:not([hidden]) .conv[data-conversation="${refocus}"]`);
+      if (item) item.focus();
+    }
+  }
+
+  function drawLists() {
     const all = [...state.convs.values()];
     const meId = state.me ? state.me.id : -1;
     const queue = all
@@ -766,6 +783,16 @@
   // ---------------------------------------------------------------- rendering: thread
 
   function renderThread(scroll) {
+    const had = document.activeElement;
+    drawThread(scroll);
+    // Claim, Close or Transfer just vanished under a keyboard user's focus: keep it in the conversation.
+    if (had && had !== document.body && $('thread-main').contains(had) && had.offsetParent === null && !$('thread-main').hidden) {
+      const input = $('composer-input');
+      (input.offsetParent !== null ? input : $('thread-log')).focus();
+    }
+  }
+
+  function drawThread(scroll) {
     const id = state.selected;
     const c = id ? state.convs.get(id) : null;
     $('thread-empty').hidden = !!c;
@@ -859,7 +886,7 @@
       if (kind === 'agent' && (!state.me || m.author.id !== state.me.id)) who.append(h('span', { class: 'tag agent' }, 'Agent'));
       row.append(who);
     }
-    const bubble = h('div', { class: 'bubble' });
+    const bubble = h('div', { class: 'bubble', dir: 'auto' }); // right-to-left text reads right to left
     renderText(bubble, String(m.text));
     row.append(bubble);
     if (kind === 'visitor' && m.analysis) row.append(nlpChips(m.analysis));
@@ -890,7 +917,7 @@
 
   function pendingRow(p) {
     const row = h('div', { class: 'msg agent team ' + (p.state === 'failed' ? 'failed' : 'pending'), 'data-client-id': p.frame.client_id });
-    const bubble = h('div', { class: 'bubble' });
+    const bubble = h('div', { class: 'bubble', dir: 'auto' }); // right-to-left text reads right to left
     renderText(bubble, p.frame.text);
     row.append(bubble);
     if (p.state === 'failed') {
