@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, watch, shot, W,
+  startServer, launchBrowser, watch, shot, W, recordFrames,
   openWidget, visitorSends, widgetTranscript, consoleLogin, consoleTranscript, agentTakes, assertSeqsComplete,
 } from './server.mjs';
 
@@ -370,6 +370,54 @@ test('saved replies: an admin adds them on the dashboard; an agent inserts one w
   await agent.locator('#reply-list li', { hasText: '/returns' }).waitFor();
   assert.equal(await agent.locator('#reply-form').isVisible(), false);
   assert.equal(await agent.locator('#reply-list button').count(), 0);
+  for (const s of seen) assert.deepEqual(s.errors, []);
+  await agentCtx.close();
+  await visitorCtx.close();
+});
+
+test('private notes: an agent adds one between the messages; the visitor never receives it; it is there after a reload', async () => {
+  const nia = await server.createAgent({ email: 'nia@example.com', name: 'Nia', capacity: 5 });
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agent = await agentCtx.newPage();
+  const visitor = await visitorCtx.newPage();
+  const seen = [watch(agent), watch(visitor)];
+  const visitorFrames = recordFrames(visitor);
+  await consoleLogin(agent, server, nia.email, nia.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'I need an invoice with our company name on it');
+  await agentTakes(visitor, agent);
+
+  const input = agent.locator('#composer-input');
+  await agent.locator('#mode-note').click();
+  assert.equal(await agent.locator('#composer.note-mode').count(), 1);
+  assert.equal(await input.getAttribute('aria-label'), 'Private note');
+  const note = 'Company account: invoices go to accounts@acme.test <i>asap</i>';
+  await input.fill(note);
+  await input.press('Enter');
+  const row = agent.locator('#thread-log .msg.note', { hasText: 'Company account' });
+  await row.waitFor();
+  assert.equal(await row.locator('.bubble').textContent(), note);
+  assert.equal(await row.locator('.bubble i').count(), 0);
+  await shot(agent, 'console-private-note');
+
+  // Back to replies: this one the visitor gets.
+  await agent.locator('#mode-reply').click();
+  await input.fill('Sure, I will send it today.');
+  await input.press('Enter');
+  await visitor.locator(`${W.rows} .bubble`, { hasText: 'I will send it today' }).waitFor({ timeout: 15000 });
+  assert.ok(!(await visitor.locator('#switchboard-widget').innerText()).includes('Company account'));
+  assert.deepEqual(visitorFrames.received.filter((f) => f.type === 'note'), []);
+
+  // After a reload the note is in its place: after the visitor's message, before the reply.
+  await agent.reload();
+  await agent.locator('#mine-list [data-conversation]').first().click();
+  await row.waitFor();
+  const order = await agent.locator('#thread-log .msg').evaluateAll((rows) =>
+    rows.map((r) => (r.dataset.note ? 'note' : r.dataset.author)).filter((k) => k === 'note' || k === 'visitor' || k === 'agent'),
+  );
+  assert.deepEqual(order.slice(-3), ['visitor', 'note', 'agent']);
   for (const s of seen) assert.deepEqual(s.errors, []);
   await agentCtx.close();
   await visitorCtx.close();

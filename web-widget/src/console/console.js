@@ -51,6 +51,8 @@
     hiddenNews: 0,
     customers: new Map(), // id -> Customer (cache)
     replies: null, // saved replies, fetched when first needed
+    notes: new Map(), // conversation id -> Map(note id -> Note): private notes
+    noteMode: false, // the composer writes a private note instead of a reply
     picker: { items: [], active: 0 }, // the saved replies offered for a `/shortcut`
   };
 
@@ -288,6 +290,8 @@
         return onRead(msg);
       case 'presence':
         return onPresence(msg);
+      case 'note':
+        return onNote(msg);
       case 'agent_removed':
         return onAgentRemoved(msg);
       case 'conversation':
@@ -601,6 +605,7 @@
       const data = await api('GET', `/api/conversations/${id}${qs}`);
       if (data.conversation) mergeConv(data.conversation);
       for (const m of data.messages || []) addMessage(m);
+      for (const n of data.notes || []) addNote(n);
       if (!state.msgs.has(id)) state.msgs.set(id, new Map());
       if (!before || state.hasOlder.get(id) !== false) state.hasOlder.set(id, !!data.has_more);
       state.loaded.add(id);
@@ -653,6 +658,49 @@
     state.unread.set(id, 0);
   }
 
+  /** A private note from any agent (our own included: the echo confirms it). */
+  function onNote(n) {
+    addNote(n);
+    if (state.selected === n.conversation_id) renderThread(state.me && n.author.id === state.me.id ? 'bottom' : undefined);
+  }
+
+  function addNote(n) {
+    if (!state.notes.has(n.conversation_id)) state.notes.set(n.conversation_id, new Map());
+    state.notes.get(n.conversation_id).set(n.id, n);
+  }
+
+  /** Sends the composer's text as a private note: the agents see it, the visitor never does. */
+  function sendNote(text) {
+    if (!state.selected) return;
+    conn.send({ type: 'note', conversation_id: state.selected, client_id: newClientId(), text });
+  }
+
+  /** Switches the composer between a reply to the visitor and a private note. */
+  function setNoteMode(on) {
+    state.noteMode = on;
+    $('mode-reply').setAttribute('aria-pressed', String(!on));
+    $('mode-note').setAttribute('aria-pressed', String(on));
+    $('composer').classList.toggle('note-mode', on);
+    const input = $('composer-input');
+    input.placeholder = on
+      ? 'Write a private note… only agents see it (Enter to save)'
+      : 'Write a reply… (Enter to send, Shift+Enter for a new line, / for saved replies)';
+    input.setAttribute('aria-label', on ? 'Private note' : 'Reply');
+    $('composer-send').textContent = on ? 'Add note' : 'Send';
+    if (on) stopTyping();
+    input.focus();
+  }
+
+  function noteRow(n) {
+    return h(
+      'div',
+      { class: 'msg note', 'data-note': String(n.id) },
+      h('div', { class: 'who' }, h('span', null, n.author.name || 'Agent'), h('span', { class: 'tag note' }, 'Private note')),
+      h('div', { class: 'bubble', dir: 'auto' }, String(n.text)),
+      h('div', { class: 'meta' }, clock(n.sent_at) + ' · only agents see this'),
+    );
+  }
+
   function sendReply(text) {
     const id = state.selected;
     const c = state.convs.get(id);
@@ -667,6 +715,7 @@
   let typingSentAt = 0;
   let typingIdle = 0;
   function noteTyping() {
+    if (state.noteMode) return; // a note is not for the visitor, nor is its typing
     const id = state.selected;
     const c = state.convs.get(id);
     if (!c || c.status === 'closed' || !state.me || c.agent_id !== state.me.id) return;
@@ -832,8 +881,15 @@
     if (state.hasOlder.get(id) === false && msgs.length && msgs[0].seq === 1) {
       rows.push(h('div', { class: 'msg system' }, h('div', { class: 'bubble' }, `Conversation started ${when(c.created_at)}`)));
     }
+    // Private notes go between the messages by time.
+    const notes = [...(state.notes.get(id) || new Map()).values()].sort((a, b) => a.sent_at - b.sent_at || a.id - b.id);
+    let nextNote = 0;
     let prev = null;
     for (const m of msgs) {
+      while (nextNote < notes.length && notes[nextNote].sent_at < m.sent_at) {
+        rows.push(noteRow(notes[nextNote++]));
+        prev = null;
+      }
       const row = messageRow(m, c);
       // Consecutive messages of one author within five minutes form a group: one name label.
       if (prev && prev.author.kind === m.author.kind && prev.author.id === m.author.id && m.sent_at - prev.sent_at < 300000) {
@@ -842,6 +898,7 @@
       rows.push(row);
       prev = m;
     }
+    for (const n of notes.slice(nextNote)) rows.push(noteRow(n));
     for (const p of state.pending.values()) {
       if (p.frame.conversation_id === id) rows.push(pendingRow(p));
     }
@@ -1553,6 +1610,7 @@
     state.loaded.clear();
     state.selected = null;
     state.replies = null;
+    state.notes.clear();
     if (token && !message) {
       fetch('/api/logout', { method: 'POST', headers: { Authorization: 'Bearer ' + token } }).catch(() => {});
     }
@@ -1609,7 +1667,8 @@
       if (!text) return;
       if ([...text].length > MAX_TEXT_CHARS) return toast(`Replies can be at most ${MAX_TEXT_CHARS} characters.`);
       input.value = '';
-      sendReply(text);
+      if (state.noteMode) sendNote(text);
+      else sendReply(text);
     };
     $('composer').addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -1629,6 +1688,8 @@
     input.addEventListener('input', updatePicker);
     input.addEventListener('blur', hidePicker);
     $('reply-form').addEventListener('submit', addReply);
+    $('mode-reply').addEventListener('click', () => setNoteMode(false));
+    $('mode-note').addEventListener('click', () => setNoteMode(true));
     $('thread-log').addEventListener('scroll', (ev) => {
       if (ev.target.scrollTop < 60) loadOlder();
     });
