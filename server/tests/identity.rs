@@ -247,3 +247,45 @@ async fn anonymous_chat_can_be_switched_off() {
     r.message("signed in").await;
     s.stop().await;
 }
+
+/// A profile that changes mid-chat (the visitor's `identify`, an agent's
+/// edit over REST) reaches the agents at once as an `updated` event whose
+/// view names the customer: consoles kept "Visitor #N" until a reload.
+#[tokio::test]
+async fn a_profile_change_mid_chat_reaches_the_agents() {
+    let (s, _t) = start(|_| {}).await;
+    let mut p = s.pair("hello").await;
+    p.visitor
+        .send(ClientMessage::Identify(Identify {
+            name: Some("Ada Lovelace".into()),
+            email: Some("ada@example.com".into()),
+            ..Default::default()
+        }))
+        .await;
+    let view = updated(&mut p.agent).await;
+    assert_eq!(
+        (view.id, view.customer_name.as_deref()),
+        (p.conv, Some("Ada Lovelace"))
+    );
+    let admin = s.admin_token().await;
+    let path = format!("/api/customers/{}", view.customer_id.0);
+    let body = serde_json::json!({"name": "Ada King"});
+    let (status, c) = s.http("PATCH", &path, Some(&admin), Some(body)).await;
+    assert_eq!(status, 200, "{c}");
+    let view = updated(&mut p.agent).await;
+    assert_eq!(view.customer_name.as_deref(), Some("Ada King"));
+    s.stop().await;
+}
+
+/// The next `updated` conversation event's view.
+async fn updated(c: &mut Client) -> switchboard_protocol::model::ConversationView {
+    c.recv_until(|m| match m {
+        ServerMessage::Conversation(e)
+            if e.event == switchboard_protocol::server::ConversationEventKind::Updated =>
+        {
+            Some(e.conversation)
+        }
+        _ => None,
+    })
+    .await
+}

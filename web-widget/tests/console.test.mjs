@@ -423,6 +423,29 @@ test('private notes: an agent adds one between the messages; the visitor never r
   await visitorCtx.close();
 });
 
+test('a visitor who says who they are mid-chat is named in the console at once', async () => {
+  const rae = await server.createAgent({ email: 'rae@example.com', name: 'Rae', capacity: 5 });
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agent = await agentCtx.newPage();
+  const visitor = await visitorCtx.newPage();
+  const seen = [watch(agent), watch(visitor)];
+  await consoleLogin(agent, server, rae.email, rae.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Hi, I have a question about my subscription');
+  await agentTakes(visitor, agent);
+  await agent.locator('#thread-name', { hasText: 'Visitor #' }).waitFor();
+  // The shop's page signs the visitor in after the chat started.
+  await visitor.evaluate(() => window.Switchboard.identify({ name: 'Grace Hopper', email: 'grace.h@example.com' }));
+  await agent.locator('#thread-name', { hasText: 'Grace Hopper' }).waitFor({ timeout: 10000 });
+  await agent.locator('#mine-list [data-conversation]', { hasText: 'Grace Hopper' }).waitFor();
+  await agent.waitForFunction(() => document.querySelector('#customer-panel input[name="email"]')?.value === 'grace.h@example.com');
+  for (const s of seen) assert.deepEqual(s.errors, []);
+  await agentCtx.close();
+  await visitorCtx.close();
+});
+
 test('an admin moves any open conversation: one with the bot to a team, another agent\'s to an agent', async () => {
   const dora = await server.createAgent({ email: 'dora@example.com', name: 'Dora', teams: ['returns'] });
   const ed = await server.createAgent({ email: 'ed@example.com', name: 'Ed' });

@@ -331,7 +331,7 @@ pub(super) async fn update_customer(
     let Json(body) = body?;
     let mut c = customer_or_404(&app, id)?;
     apply_customer_fields(&mut c, &body)?;
-    app.hub.persist_with(|store| store.put_customer(&c)).await?;
+    app.hub.save_customer(&c).await?;
     Ok(Json(c))
 }
 

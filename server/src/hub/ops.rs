@@ -810,7 +810,39 @@ impl Hub {
             }
         }
         self.store().put_customer(&c)?;
-        self.sync(permit, Commit::default()).await
+        let mut commit = Commit::default();
+        self.profile_changed(id, &mut commit)?;
+        self.sync(permit, commit).await
+    }
+
+    /// Stores a customer profile edited over REST and tells the watchers of
+    /// their open conversations, as `identify` does.
+    pub async fn save_customer(&self, c: &Customer) -> Result<()> {
+        let permit = self.reserve().await?;
+        self.store().put_customer(c)?;
+        let mut commit = Commit::default();
+        self.profile_changed(c.id, &mut commit)?;
+        self.sync(permit, commit).await
+    }
+
+    /// A profile changed: an `updated` event (its view carries the
+    /// customer's name) for each of the customer's open conversations, to
+    /// their visitor and every agent.
+    fn profile_changed(&self, customer: CustomerId, commit: &mut Commit) -> Result<()> {
+        for id in self.store().customer_conversations(customer)? {
+            let open = match self.shared.conversations.get(&id) {
+                Some(st) => st.record.is_open(),
+                None => self.store().conversation(id)?.is_some_and(|r| r.is_open()),
+            };
+            if !open {
+                continue;
+            }
+            let position = self.routing().position(id);
+            let st = self.conversation(id)?;
+            let ev = self.event(&st, ConversationEventKind::Updated, None, position);
+            commit.deliver_all(watchers(&st.record), ev);
+        }
+        Ok(())
     }
 
     /// Authenticates a visitor hello; creates the visitor when there is no token.

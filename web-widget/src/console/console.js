@@ -468,6 +468,11 @@
     if (msg.event === 'rated' && mine) toast(`${customerName(c)} rated the conversation ${c.rating ? c.rating.score : '?'}/5.`);
     renderLists();
     if (state.selected === c.id) renderThread();
+    // The profile changed (the visitor said who they are, or someone edited it):
+    // show it, unless this agent is typing in the panel.
+    if (msg.event === 'updated' && state.selected === c.id && !$('customer-panel').contains(document.activeElement)) {
+      renderCustomerPanel();
+    }
   }
 
   function onQueuePosition(msg) {
