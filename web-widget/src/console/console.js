@@ -1610,12 +1610,16 @@
     state.token = null;
     save('token', null);
     save('selected', null);
-    state.convs.clear();
-    state.msgs.clear();
-    state.loaded.clear();
+    // Nothing of this agent's stays for the next one in this tab: unsent
+    // replies, read marks, cached customers, notes.
+    for (const m of [state.convs, state.msgs, state.loaded, state.pending, state.unread, state.readSent, state.preview, state.hasOlder, state.customers, state.presence, state.notes]) m.clear();
+    for (const t of state.typing.values()) clearTimeout(t.timer);
+    state.typing.clear();
     state.selected = null;
+    state.me = null;
     state.replies = null;
-    state.notes.clear();
+    setNoteMode(false);
+    $('composer-input').value = '';
     if (token && !message) {
       fetch('/api/logout', { method: 'POST', headers: { Authorization: 'Bearer ' + token } }).catch(() => {});
     }
