@@ -1303,12 +1303,17 @@ label.field input, label.field textarea, .card textarea {
 
     requestPerson() {
       const c = this.conversation;
-      if (c) this.connection.send({ type: 'handoff', conversation_id: c.id });
+      if (c && !this.connection.send({ type: 'handoff', conversation_id: c.id })) this.offlineNotice('ask for a person');
     }
 
     endConversation() {
       const c = this.conversation;
-      if (c && c.status !== 'closed') this.connection.send({ type: 'close', conversation_id: c.id });
+      if (c && c.status !== 'closed' && !this.connection.send({ type: 'close', conversation_id: c.id })) this.offlineNotice('end the chat');
+    }
+
+    /** A button did nothing because the connection is down: say so instead of staying silent. */
+    offlineNotice(what) {
+      this.flash(`You are offline: ${what} again once the chat is back.`);
     }
 
     pickScore(n) {

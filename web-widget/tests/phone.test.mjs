@@ -238,6 +238,9 @@ test('the browser going offline shows at once on both sides; what was written me
   await page.locator(W.input).fill('Written without a network');
   await page.locator(W.input).press('Enter');
   await page.locator('#switchboard-widget .msg.pending .meta', { hasText: 'Waiting for connection' }).waitFor({ timeout: 3000 });
+  // A button that needs the server says why it did nothing (it was silent).
+  await page.locator('#switchboard-widget .text-btn', { hasText: 'End chat' }).click();
+  await page.locator('#switchboard-widget .banner', { hasText: 'end the chat again once the chat is back' }).waitFor({ timeout: 3000 });
   await agent.locator('#composer-input').fill('Replied while the visitor was offline');
   await agent.locator('#composer-input').press('Enter');
   await shot(page, 'widget-network-offline');
