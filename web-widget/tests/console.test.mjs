@@ -423,6 +423,39 @@ test('private notes: an agent adds one between the messages; the visitor never r
   await visitorCtx.close();
 });
 
+test('where an agent cannot reply, the composer writes private notes; after a claim it replies again', async () => {
+  const wes = await server.createAgent({ email: 'wes@example.com', name: 'Wes', capacity: 5 });
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agent = await agentCtx.newPage();
+  const visitor = await visitorCtx.newPage();
+  const seen = [watch(agent), watch(visitor)];
+  const visitorFrames = recordFrames(visitor);
+  await consoleLogin(agent, server, wes.email, wes.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, 'Where is my order?');
+  // The bot has it: Wes may not reply, but may leave a note.
+  await agent.locator('#bot-list [data-conversation]').first().click();
+  await agent.locator('#claim').waitFor({ state: 'visible' });
+  await agent.locator('#composer.note-mode').waitFor();
+  assert.equal(await agent.locator('#mode-reply').isDisabled(), true);
+  await agent.locator('#composer-input').fill('Order is stuck at the depot, check before answering');
+  await agent.locator('#composer-input').press('Enter');
+  await agent.locator('#thread-log .msg.note', { hasText: 'stuck at the depot' }).waitFor();
+  // Claimed, the (empty) composer replies again.
+  await agent.locator('#claim').click();
+  await agent.locator('#composer.note-mode').waitFor({ state: 'detached' });
+  assert.equal(await agent.locator('#mode-reply').isDisabled(), false);
+  await agent.locator('#composer-input').fill('I am looking into it now.');
+  await agent.locator('#composer-input').press('Enter');
+  await visitor.locator(`${W.rows} .bubble`, { hasText: 'I am looking into it now.' }).waitFor({ timeout: 15000 });
+  assert.deepEqual(visitorFrames.received.filter((f) => f.type === 'note' || /stuck at the depot/.test(f.text || '')), []);
+  for (const s of seen) assert.deepEqual(s.errors, []);
+  await agentCtx.close();
+  await visitorCtx.close();
+});
+
 test('a visitor who says who they are mid-chat is named in the console at once', async () => {
   const rae = await server.createAgent({ email: 'rae@example.com', name: 'Rae', capacity: 5 });
   const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
@@ -604,12 +637,15 @@ test('keyboard: Claim and Close keep the focus in the conversation', async () =>
   await agent.keyboard.press('Enter');
   await visitor.locator('#switchboard-widget .msg.agent', { hasText: '100 euros' }).waitFor({ timeout: 10000 });
 
-  // Closing from the keyboard leaves the focus on the conversation, not on the page body.
+  // Closing from the keyboard leaves the focus in the conversation, not on the
+  // page body: in the composer, which now writes private notes (the only thing
+  // left to write in a closed conversation).
   await agent.locator('#close-conv').focus();
   await agent.keyboard.press('Enter');
   await agent.locator('#close-conv').waitFor({ state: 'hidden', timeout: 10000 });
-  await agent.waitForFunction(() => document.activeElement.id === 'thread-log', null, { timeout: 3000 }).catch(() => {});
-  assert.equal(await focusedId(), 'thread-log', 'after Close: the messages');
+  await agent.waitForFunction(() => document.activeElement.id === 'composer-input', null, { timeout: 3000 }).catch(() => {});
+  assert.equal(await focusedId(), 'composer-input', 'after Close: the note box');
+  await agent.locator('#composer.note-mode').waitFor();
   assert.deepEqual(seen.errors, []);
   await vCtx.close();
   await aCtx.close();

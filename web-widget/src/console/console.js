@@ -53,6 +53,7 @@
     replies: null, // saved replies, fetched when first needed
     notes: new Map(), // conversation id -> Map(note id -> Note): private notes
     noteMode: false, // the composer writes a private note instead of a reply
+    noteForced: false, // ... because this agent cannot reply here (not their choice)
     picker: { items: [], active: 0 }, // the saved replies offered for a `/shortcut`
   };
 
@@ -681,8 +682,9 @@
   }
 
   /** Switches the composer between a reply to the visitor and a private note. */
-  function setNoteMode(on) {
+  function setNoteMode(on, focus = true) {
     state.noteMode = on;
+    state.noteForced = false;
     $('mode-reply').setAttribute('aria-pressed', String(!on));
     $('mode-note').setAttribute('aria-pressed', String(on));
     $('composer').classList.toggle('note-mode', on);
@@ -693,7 +695,7 @@
     input.setAttribute('aria-label', on ? 'Private note' : 'Reply');
     $('composer-send').textContent = on ? 'Add note' : 'Send';
     if (on) stopTyping();
-    input.focus();
+    if (focus) input.focus();
   }
 
   function noteRow(n) {
@@ -913,16 +915,26 @@
 
     const note = $('composer-note');
     const canWrite = mayWrite && c.status !== 'closed';
-    $('composer').hidden = !canWrite;
+    // Any agent may leave a private note anywhere; only replies need the
+    // conversation. Where this agent cannot reply the composer writes notes;
+    // once they can, it goes back to replies, unless a note is half-written
+    // (it must not turn into a reply) or they chose notes themselves.
+    $('mode-reply').disabled = !canWrite;
+    if (!canWrite && !state.noteMode) {
+      setNoteMode(true, false);
+      state.noteForced = true;
+    } else if (canWrite && state.noteForced && !$('composer-input').value.trim()) {
+      setNoteMode(false, false);
+    }
     note.hidden = canWrite;
     note.textContent =
-      c.status === 'queued'
+      (c.status === 'queued'
         ? 'Claim this conversation to reply.'
         : c.status === 'bot'
           ? 'The bot is handling this conversation. Claim it to take over.'
           : c.status === 'closed'
             ? 'This conversation is closed.'
-            : 'This conversation belongs to another agent.';
+            : 'This conversation belongs to another agent.') + ' Private notes are open to every agent.';
     renderTyping();
   }
 
