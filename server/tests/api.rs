@@ -8,9 +8,7 @@ use futures::SinkExt;
 use serde_json::json;
 use switchboard_protocol::client::{Rate, SendMessage, Typing};
 use switchboard_protocol::server::AgentRemovedReason;
-use switchboard_protocol::{
-    close, ClientMessage, ConversationId, Encoding, ErrorCode, ServerMessage,
-};
+use switchboard_protocol::{close, ClientMessage, ConversationId, Encoding, ErrorCode};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 #[tokio::test]
@@ -121,12 +119,7 @@ async fn disabling_an_agent_closes_their_sessions_and_requeues_their_work() {
         .await;
     assert_eq!((st, &body["disabled"]), (200, &json!(true)));
     assert_eq!(a.closed().await, close::FORBIDDEN);
-    let removed = console
-        .recv_until(|m| match m {
-            ServerMessage::AgentRemoved(r) => Some(r),
-            _ => None,
-        })
-        .await;
+    let removed = console.agent_removed().await;
     assert_eq!(
         (removed.agent_id.0, removed.reason),
         (ann_id, AgentRemovedReason::Disabled)
@@ -168,12 +161,7 @@ async fn deleting_an_agent_revokes_them_closes_their_sessions_and_requeues_their
         a.closed_with_reason().await,
         (close::FORBIDDEN, "account deleted".to_string())
     );
-    let removed = console
-        .recv_until(|m| match m {
-            ServerMessage::AgentRemoved(r) => Some(r),
-            _ => None,
-        })
-        .await;
+    let removed = console.agent_removed().await;
     assert_eq!(
         (removed.agent_id.0, removed.reason),
         (ann_id, AgentRemovedReason::Deleted)

@@ -1004,12 +1004,7 @@ async fn a_disabled_account_is_told_so_by_rest_by_the_hello_and_at_login() {
     set_disabled(true).await;
     let disabled = (close::FORBIDDEN, "account disabled".to_string());
     assert_eq!(live.closed_with_reason().await, disabled);
-    let removed = console
-        .recv_until(|m| match m {
-            ServerMessage::AgentRemoved(r) => Some(r),
-            _ => None,
-        })
-        .await;
+    let removed = console.agent_removed().await;
     assert_eq!(
         (removed.agent_id.0, removed.reason),
         (ann_id, AgentRemovedReason::Disabled)

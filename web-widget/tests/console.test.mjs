@@ -29,6 +29,29 @@ after(async () => {
   await server?.stop();
 });
 
+/**
+ * An agent signed in to the console and a visitor on the demo page who has
+ * written `first`, each in a browser context of their own; `seen` watches both
+ * pages for errors, `visitorFrames` records what the visitor receives.
+ */
+async function agentAndVisitor(account, first) {
+  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agent = await agentCtx.newPage();
+  const visitor = await visitorCtx.newPage();
+  const seen = [watch(agent), watch(visitor)];
+  const visitorFrames = recordFrames(visitor);
+  await consoleLogin(agent, server, account.email, account.password);
+  await visitor.goto(server.url + '/');
+  await openWidget(visitor);
+  await visitorSends(visitor, first);
+  const close = async () => {
+    await agentCtx.close();
+    await visitorCtx.close();
+  };
+  return { agent, visitor, seen, visitorFrames, close };
+}
+
 /** Sends `n` messages as the same visitor from a second "tab": a plain WebSocket with the widget's token. */
 async function burst(page, n) {
   return page.evaluate(async (count) => {
@@ -337,15 +360,7 @@ test('saved replies: an admin adds them on the dashboard; an agent inserts one w
   await adminCtx.close();
 
   // An agent (no add form for her) answers a visitor with it.
-  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const agent = await agentCtx.newPage();
-  const visitor = await visitorCtx.newPage();
-  const seen = [watch(agent), watch(visitor)];
-  await consoleLogin(agent, server, sam.email, sam.password);
-  await visitor.goto(server.url + '/');
-  await openWidget(visitor);
-  await visitorSends(visitor, 'Can I send these shoes back?');
+  const { agent, visitor, seen, close } = await agentAndVisitor(sam, 'Can I send these shoes back?');
   await agentTakes(visitor, agent);
   const input = agent.locator('#composer-input');
   const picker = agent.locator('#reply-picker');
@@ -371,22 +386,12 @@ test('saved replies: an admin adds them on the dashboard; an agent inserts one w
   assert.equal(await agent.locator('#reply-form').isVisible(), false);
   assert.equal(await agent.locator('#reply-list button').count(), 0);
   for (const s of seen) assert.deepEqual(s.errors, []);
-  await agentCtx.close();
-  await visitorCtx.close();
+  await close();
 });
 
 test('private notes: an agent adds one between the messages; the visitor never receives it; it is there after a reload', async () => {
   const nia = await server.createAgent({ email: 'nia@example.com', name: 'Nia', capacity: 5 });
-  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const agent = await agentCtx.newPage();
-  const visitor = await visitorCtx.newPage();
-  const seen = [watch(agent), watch(visitor)];
-  const visitorFrames = recordFrames(visitor);
-  await consoleLogin(agent, server, nia.email, nia.password);
-  await visitor.goto(server.url + '/');
-  await openWidget(visitor);
-  await visitorSends(visitor, 'I need an invoice with our company name on it');
+  const { agent, visitor, seen, visitorFrames, close } = await agentAndVisitor(nia, 'I need an invoice with our company name on it');
   await agentTakes(visitor, agent);
 
   const input = agent.locator('#composer-input');
@@ -419,22 +424,12 @@ test('private notes: an agent adds one between the messages; the visitor never r
   );
   assert.deepEqual(order.slice(-3), ['visitor', 'note', 'agent']);
   for (const s of seen) assert.deepEqual(s.errors, []);
-  await agentCtx.close();
-  await visitorCtx.close();
+  await close();
 });
 
 test('where an agent cannot reply, the composer writes private notes; after a claim it replies again', async () => {
   const wes = await server.createAgent({ email: 'wes@example.com', name: 'Wes', capacity: 5 });
-  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const agent = await agentCtx.newPage();
-  const visitor = await visitorCtx.newPage();
-  const seen = [watch(agent), watch(visitor)];
-  const visitorFrames = recordFrames(visitor);
-  await consoleLogin(agent, server, wes.email, wes.password);
-  await visitor.goto(server.url + '/');
-  await openWidget(visitor);
-  await visitorSends(visitor, 'Where is my order?');
+  const { agent, visitor, seen, visitorFrames, close } = await agentAndVisitor(wes, 'Where is my order?');
   // The bot has it: Wes may not reply, but may leave a note.
   await agent.locator('#bot-list [data-conversation]').first().click();
   await agent.locator('#claim').waitFor({ state: 'visible' });
@@ -452,21 +447,12 @@ test('where an agent cannot reply, the composer writes private notes; after a cl
   await visitor.locator(`${W.rows} .bubble`, { hasText: 'I am looking into it now.' }).waitFor({ timeout: 15000 });
   assert.deepEqual(visitorFrames.received.filter((f) => f.type === 'note' || /stuck at the depot/.test(f.text || '')), []);
   for (const s of seen) assert.deepEqual(s.errors, []);
-  await agentCtx.close();
-  await visitorCtx.close();
+  await close();
 });
 
 test('a visitor who says who they are mid-chat is named in the console at once', async () => {
   const rae = await server.createAgent({ email: 'rae@example.com', name: 'Rae', capacity: 5 });
-  const agentCtx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const agent = await agentCtx.newPage();
-  const visitor = await visitorCtx.newPage();
-  const seen = [watch(agent), watch(visitor)];
-  await consoleLogin(agent, server, rae.email, rae.password);
-  await visitor.goto(server.url + '/');
-  await openWidget(visitor);
-  await visitorSends(visitor, 'Hi, I have a question about my subscription');
+  const { agent, visitor, seen, close } = await agentAndVisitor(rae, 'Hi, I have a question about my subscription');
   await agentTakes(visitor, agent);
   await agent.locator('#thread-name', { hasText: 'Visitor #' }).waitFor();
   // The shop's page signs the visitor in after the chat started.
@@ -475,8 +461,7 @@ test('a visitor who says who they are mid-chat is named in the console at once',
   await agent.locator('#mine-list [data-conversation]', { hasText: 'Grace Hopper' }).waitFor();
   await agent.waitForFunction(() => document.querySelector('#customer-panel input[name="email"]')?.value === 'grace.h@example.com');
   for (const s of seen) assert.deepEqual(s.errors, []);
-  await agentCtx.close();
-  await visitorCtx.close();
+  await close();
 });
 
 test('an admin moves any open conversation: one with the bot to a team, another agent\'s to an agent', async () => {

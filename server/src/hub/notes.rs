@@ -5,9 +5,9 @@
 
 use super::broker::Participant;
 use super::commit::{Commit, To};
+use super::ops::{check_client_id, check_text};
 use super::{now_ms, Actor, Hub, HubError, Result};
 use switchboard_protocol::client::NoteRequest;
-use switchboard_protocol::limits::{MAX_CLIENT_ID_BYTES, MAX_TEXT_CHARS};
 use switchboard_protocol::server::Note;
 use switchboard_protocol::{ConversationId, ServerMessage};
 
@@ -19,19 +19,8 @@ impl Hub {
         let Participant::Agent(_) = actor.who else {
             return Err(HubError::Forbidden("only agents write private notes"));
         };
-        if req.client_id.is_empty() || req.client_id.len() > MAX_CLIENT_ID_BYTES {
-            return Err(HubError::BadRequest(format!(
-                "client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"
-            )));
-        }
-        if req.text.trim().is_empty() {
-            return Err(HubError::BadRequest("text is empty".into()));
-        }
-        if req.text.chars().count() > MAX_TEXT_CHARS {
-            return Err(HubError::TooLarge(format!(
-                "text is longer than {MAX_TEXT_CHARS} characters"
-            )));
-        }
+        check_client_id(&req.client_id)?;
+        check_text(&req.text, self.config().max_text_chars)?;
         let permit = self.reserve().await?;
         // Exists (in memory or in the store), else not found.
         self.conversation(req.conversation_id)?;

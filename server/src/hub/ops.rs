@@ -25,7 +25,8 @@ const WELCOME_CONVERSATIONS: usize = 20;
 /// Highest capacity an agent may set.
 pub(super) const MAX_CAPACITY: u32 = 10_000;
 
-fn check_text(text: &str, max_chars: usize) -> Result<()> {
+/// A chat text (message, note, saved reply): not blank, at most `max_chars` characters.
+pub(super) fn check_text(text: &str, max_chars: usize) -> Result<()> {
     if text.trim().is_empty() {
         return Err(HubError::BadRequest("text is empty".into()));
     }
@@ -37,7 +38,7 @@ fn check_text(text: &str, max_chars: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_client_id(id: &str) -> Result<()> {
+pub(super) fn check_client_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES {
         return Err(HubError::BadRequest(format!(
             "client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"

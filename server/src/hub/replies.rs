@@ -3,9 +3,10 @@
 //! Each write is durable before it returns (`persist_with`), and writes take
 //! one lock so that two admins cannot give two replies the same shortcut.
 
+use super::ops::check_text;
 use super::{now_ms, Hub, HubError, Result};
 use crate::store::SavedReply;
-use switchboard_protocol::limits::{is_team_name, MAX_TEAM_CHARS, MAX_TEXT_CHARS};
+use switchboard_protocol::limits::{is_team_name, MAX_TEAM_CHARS};
 use switchboard_protocol::AgentId;
 
 /// Most saved replies a server keeps: the console lists them all.
@@ -29,19 +30,6 @@ fn check_shortcut(shortcut: &str) -> Result<()> {
     }
 }
 
-/// A reply's text: not blank, at most as long as a chat message.
-fn check_text(text: &str) -> Result<()> {
-    if text.trim().is_empty() {
-        return Err(HubError::BadRequest("text is empty".into()));
-    }
-    if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(HubError::TooLarge(format!(
-            "text is longer than {MAX_TEXT_CHARS} characters"
-        )));
-    }
-    Ok(())
-}
-
 impl Hub {
     /// Every saved reply, by shortcut.
     pub fn saved_replies(&self) -> Result<Vec<SavedReply>> {
@@ -58,7 +46,7 @@ impl Hub {
             ));
         };
         check_shortcut(&shortcut)?;
-        check_text(&text)?;
+        check_text(&text, self.config().max_text_chars)?;
         let _one_writer = self.shared.replies_lock.lock().await;
         let all = self.store().saved_replies()?;
         if all.len() >= MAX_SAVED_REPLIES {
@@ -92,7 +80,7 @@ impl Hub {
             check_shortcut(s)?;
         }
         if let Some(t) = &changes.text {
-            check_text(t)?;
+            check_text(t, self.config().max_text_chars)?;
         }
         let _one_writer = self.shared.replies_lock.lock().await;
         let all = self.store().saved_replies()?;

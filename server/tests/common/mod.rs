@@ -545,6 +545,15 @@ impl Client {
         .await;
     }
 
+    /// Waits for an `agent_removed` (an account left the roster).
+    pub async fn agent_removed(&mut self) -> switchboard_protocol::server::AgentRemoved {
+        self.recv_until(|m| match m {
+            ServerMessage::AgentRemoved(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+
     /// Waits for an error.
     pub async fn error(&mut self) -> switchboard_protocol::server::ErrorMessage {
         self.recv_until(|m| match m {
